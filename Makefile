@@ -1,0 +1,57 @@
+# Titanium: the front door. `make run` runs the whole stack locally,
+# `make test` runs every test. See README.md.
+SHELL := /bin/bash
+SERVICES := user-service auth-service blog-service api-gateway dashboard-ui load-balancer
+# Every module of the go.work workspace, as package patterns.
+MODULES = $(shell go list -m -f '{{.Path}}/...')
+GOFILES = $(shell git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './dashboard-ui/node_modules/*')
+TEST_TIMEOUT ?= 20m
+
+.PHONY: all run build deps test vet fmt-check unit lint bench reliability k8s-verify clean
+
+all: build
+
+deps:
+	@if [ -f dashboard-ui/package-lock.json ]; then \
+		if [ ! -d dashboard-ui/node_modules ] || [ dashboard-ui/package-lock.json -nt dashboard-ui/node_modules/.package-lock.json ]; then \
+			echo "npm ci (dashboard-ui)"; (cd dashboard-ui && npm ci --no-audit --no-fund); \
+		fi; \
+		if [ -f dashboard-ui/scripts/vendor.sh ]; then bash dashboard-ui/scripts/vendor.sh; fi; \
+	fi
+
+build: deps
+	@mkdir -p bin
+	go build -o bin/ $(addprefix ./,$(SERVICES)) ./devstack/cmd/titanium-run
+
+## run: build everything and run the whole stack; dashboard at http://localhost:7100
+run: build
+	./bin/titanium-run -bin bin -data data
+
+fmt-check:
+	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	go vet $(MODULES)
+
+unit:
+	go test -race -count=1 -timeout $(TEST_TIMEOUT) $(MODULES)
+
+## test: formatting, vet, and every module's tests with -race (whole-stack tests included)
+test: deps fmt-check vet unit
+
+lint: fmt-check vet
+
+## bench: the benchmark report (B1..B5); figures printed and written to bench/out/
+bench: build
+	go run ./bench/cmd/titanium-bench -bin bin
+
+## reliability: the full fault scenarios R1..R10 with their table
+reliability: build
+	RELIABILITY=full go test -count=1 -timeout 60m -run 'TestReliability' -v titanium/e2e/... 2>&1 | tee reliability.log | grep -E '^(\||---|===|PASS|FAIL|ok)'
+
+## k8s-verify: the manifests against a real kube-apiserver + etcd on loopback
+k8s-verify:
+	bash k8s-manifests/verify/k8s-verify.sh
+
+clean:
+	rm -rf bin data bench/out

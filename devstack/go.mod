@@ -1,0 +1,3 @@
+module titanium/devstack
+
+go 1.26.0

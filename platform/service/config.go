@@ -1,0 +1,65 @@
+package service
+
+import (
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"titanium/platform/envconfig"
+)
+
+// Config is the part of every service's configuration that the platform owns.
+type Config struct {
+	// Addr is the listen address (LISTEN_ADDR), e.g. ":8080" or "127.0.0.1:8080".
+	Addr string
+	// Instance names this process in /stats (INSTANCE_ID, default host:port).
+	Instance string
+	// ShutdownDelay is how long readiness fails before the server stops
+	// accepting (SHUTDOWN_DELAY): time for a load balancer or Kubernetes to
+	// stop sending new requests (kubernetes#67592).
+	ShutdownDelay time.Duration
+	// ShutdownTimeout bounds the drain of in-flight requests (SHUTDOWN_TIMEOUT).
+	ShutdownTimeout time.Duration
+	// Server timeouts, the seed's values by default.
+	ReadHeaderTimeout time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	// MaxHeaderBytes caps request headers; larger ones get 431.
+	MaxHeaderBytes int
+}
+
+// LoadConfig reads the platform's variables with defaultAddr as LISTEN_ADDR's default.
+func LoadConfig(env *envconfig.Reader, defaultAddr string) Config {
+	c := Config{
+		Addr:              env.String("LISTEN_ADDR", defaultAddr),
+		ShutdownDelay:     env.Duration("SHUTDOWN_DELAY", 0),
+		ShutdownTimeout:   env.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
+		ReadHeaderTimeout: 2 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	host, _ := os.Hostname()
+	c.Instance = env.String("INSTANCE_ID", "")
+	if c.Instance == "" {
+		c.Instance = host
+	}
+	return c
+}
+
+// logLevel reads LOG_LEVEL: debug, info (default), warn or error.
+func logLevel(env *envconfig.Reader) slog.Level {
+	switch strings.ToLower(env.String("LOG_LEVEL", "info")) {
+	case "debug":
+		return slog.LevelDebug
+	case "info":
+		return slog.LevelInfo
+	case "warn", "warning":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	env.Check(false, "LOG_LEVEL", "want debug, info, warn or error")
+	return slog.LevelInfo
+}

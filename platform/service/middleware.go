@@ -1,0 +1,154 @@
+package service
+
+import (
+	"bufio"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"titanium/platform/apierr"
+	"titanium/platform/window"
+)
+
+// recorder captures the status and size of a response while keeping the
+// Flusher and Hijacker of the writer it wraps (WebSocket upgrades and
+// streaming pass through it).
+type recorder struct {
+	http.ResponseWriter
+	status  int
+	written int64
+}
+
+func (rec *recorder) WriteHeader(code int) {
+	if rec.status == 0 {
+		rec.status = code
+	}
+	rec.ResponseWriter.WriteHeader(code)
+}
+
+func (rec *recorder) Write(b []byte) (int, error) {
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	n, err := rec.ResponseWriter.Write(b)
+	rec.written += int64(n)
+	return n, err
+}
+
+func (rec *recorder) Flush() {
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	_ = http.NewResponseController(rec.ResponseWriter).Flush()
+}
+
+func (rec *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, rw, err := http.NewResponseController(rec.ResponseWriter).Hijack()
+	if err == nil && rec.status == 0 {
+		rec.status = http.StatusSwitchingProtocols
+	}
+	return conn, rw, err
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (rec *recorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }
+
+// Status is the status written so far; 200 when the handler wrote nothing.
+func (rec *recorder) Status() int {
+	if rec.status == 0 {
+		return http.StatusOK
+	}
+	return rec.status
+}
+
+// httpMetrics are the RED metrics every service exports.
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
+	m := &httpMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "http_requests_total",
+			Help: "HTTP requests served, by route template, method and status code.",
+		}, []string{"route", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "http_request_duration_seconds",
+			Help:    "HTTP request latency in seconds, by route template, method and status code.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route", "method", "code"}),
+	}
+	reg.MustRegister(m.requests, m.duration)
+	return m
+}
+
+// methodLabel bounds the method label to the standard methods, so a client
+// cannot mint label values.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "OTHER"
+}
+
+// instrument is the outermost middleware: request id, panic recovery, access
+// log, Prometheus metrics and the /stats window. The route label is the
+// ServeMux pattern that matched (never the raw path), "unmatched" otherwise.
+func (s *Server) instrument(next http.Handler) http.Handler {
+	return requestIDs(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &recorder{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler { //nolint:errorlint // sentinel compared as net/http does
+					panic(p)
+				}
+				s.Logger.ErrorContext(r.Context(), "panic serving request",
+					"method", r.Method, "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
+				if rec.status == 0 {
+					apierr.WriteCode(rec, apierr.CodeInternal, "internal server error")
+				}
+			}
+			s.observe(r, rec.Status(), time.Since(start))
+		}()
+		next.ServeHTTP(rec, r)
+	}))
+}
+
+func (s *Server) observe(r *http.Request, status int, d time.Duration) {
+	route := r.Pattern
+	if route == "" {
+		route = "unmatched"
+	}
+	code := strconv.Itoa(status)
+	method := methodLabel(r.Method)
+	s.metrics.requests.WithLabelValues(route, method, code).Inc()
+	s.metrics.duration.WithLabelValues(route, method, code).Observe(d.Seconds())
+	if !s.internalRoutes[route] {
+		s.window.Record(time.Now(), d, status >= 500 && status != apierr.StatusClientClosedRequest)
+	}
+	level := slog.LevelDebug
+	if status >= 500 {
+		level = slog.LevelWarn
+	}
+	if s.Logger.Enabled(r.Context(), level) {
+		s.Logger.Log(r.Context(), level, "request", "method", r.Method, "route", route,
+			"path", r.URL.Path, "status", status, "duration_ms", float64(d.Microseconds())/1000)
+	}
+}
+
+var errNotReady = errors.New("not ready")
+
+// windowSpan is the length of every service's /stats request window.
+const windowSpan = 10
+
+func newWindow() *window.Window { return window.New(windowSpan) }

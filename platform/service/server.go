@@ -1,0 +1,292 @@
+// Package service is the lifecycle every Titanium service shares: a JSON
+// logger, configuration from the environment, an HTTP server with the seed's
+// timeouts that listens before it serves, the /healthz, /readyz, /metrics
+// and /stats endpoints, RED metrics, panic recovery and a graceful shutdown
+// (readiness fails, in-flight requests drain, exit 0).
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"titanium/platform/apierr"
+	"titanium/platform/envconfig"
+	"titanium/platform/window"
+)
+
+// Check is a readiness check; it must honour ctx's deadline.
+type Check func(ctx context.Context) error
+
+// StatsFunc adds service-specific fields to /stats.
+type StatsFunc func(ctx context.Context) map[string]any
+
+// Server is one service's HTTP server and lifecycle.
+type Server struct {
+	Name     string
+	Logger   *slog.Logger
+	Registry *prometheus.Registry
+	Config   Config
+
+	mux            *http.ServeMux
+	metrics        *httpMetrics
+	window         *window.Window
+	internalRoutes map[string]bool
+	started        time.Time
+
+	mu         sync.Mutex
+	checks     []namedCheck
+	stats      StatsFunc
+	onShutdown []func()
+
+	draining atomic.Bool
+	ln       net.Listener
+	srv      *http.Server
+	// wrap, when set, wraps the whole handler (inside instrumentation).
+	wrap func(http.Handler) http.Handler
+}
+
+type namedCheck struct {
+	name string
+	fn   Check
+}
+
+// New builds a server with the platform endpoints registered.
+func New(name string, cfg Config, logger *slog.Logger) *Server {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s := &Server{
+		Name:     name,
+		Logger:   logger,
+		Registry: reg,
+		Config:   cfg,
+		mux:      http.NewServeMux(),
+		metrics:  newHTTPMetrics(reg),
+		window:   newWindow(),
+		started:  time.Now(),
+	}
+	s.internalRoutes = map[string]bool{
+		"GET /healthz": true, "GET /readyz": true, "GET /metrics": true, "GET /stats": true,
+	}
+	s.mux.HandleFunc("GET /healthz", s.handleHealthz)
+	s.mux.HandleFunc("GET /readyz", s.handleReadyz)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	s.mux.HandleFunc("GET /stats", s.handleStats)
+	return s
+}
+
+// Handle registers h for a ServeMux pattern; the pattern is the route label.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// HandleFunc registers f for a ServeMux pattern.
+func (s *Server) HandleFunc(pattern string, f http.HandlerFunc) { s.mux.HandleFunc(pattern, f) }
+
+// Wrap installs middleware around the mux, inside request ids, recovery and
+// metrics. Call before Open.
+func (s *Server) Wrap(mw func(http.Handler) http.Handler) { s.wrap = mw }
+
+// AddCheck adds a readiness check; /readyz fails while any check fails.
+func (s *Server) AddCheck(name string, fn Check) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.checks = append(s.checks, namedCheck{name, fn})
+}
+
+// SetStats sets the function that adds service fields to /stats.
+func (s *Server) SetStats(fn StatsFunc) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stats = fn
+}
+
+// RegisterOnShutdown runs f when shutdown begins (e.g. to send WebSocket
+// close frames: Server.Shutdown does not wait for hijacked connections).
+func (s *Server) RegisterOnShutdown(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onShutdown = append(s.onShutdown, f)
+}
+
+// Draining reports whether shutdown has begun.
+func (s *Server) Draining() bool { return s.draining.Load() }
+
+// Handler is the full handler chain, for tests that use httptest.
+func (s *Server) Handler() http.Handler {
+	var h http.Handler = s.mux
+	if s.wrap != nil {
+		h = s.wrap(h)
+	}
+	return s.instrument(h)
+}
+
+// Open listens on the configured address, so that a taken port fails at
+// start-up rather than after the service claims to be up.
+func (s *Server) Open() error {
+	ln, err := net.Listen("tcp", s.Config.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", s.Config.Addr, err)
+	}
+	s.ln = ln
+	s.srv = &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: s.Config.ReadHeaderTimeout,
+		WriteTimeout:      s.Config.WriteTimeout,
+		IdleTimeout:       s.Config.IdleTimeout,
+		MaxHeaderBytes:    s.Config.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.Logger.Handler(), slog.LevelWarn),
+	}
+	s.mu.Lock()
+	for _, f := range s.onShutdown {
+		s.srv.RegisterOnShutdown(f)
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// Addr is the bound address after Open.
+func (s *Server) Addr() string {
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// Serve serves until ctx is cancelled, then fails readiness, waits
+// ShutdownDelay, and drains in-flight requests within ShutdownTimeout.
+func (s *Server) Serve(ctx context.Context) error {
+	if s.ln == nil {
+		if err := s.Open(); err != nil {
+			return err
+		}
+	}
+	s.Logger.Info("listening", "addr", s.Addr(), "instance", s.Config.Instance)
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Serve(s.ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.draining.Store(true)
+	s.Logger.Info("shutting down: readiness now fails", "delay", s.Config.ShutdownDelay)
+	if s.Config.ShutdownDelay > 0 {
+		time.Sleep(s.Config.ShutdownDelay)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.Config.ShutdownTimeout)
+	defer cancel()
+	err := s.srv.Shutdown(sctx)
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	if err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	s.Logger.Info("stopped cleanly")
+	return nil
+}
+
+func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
+	apierr.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readiness runs every check with a short deadline and returns failures by name.
+func (s *Server) readiness(ctx context.Context) map[string]string {
+	failed := map[string]string{}
+	if s.draining.Load() {
+		failed["server"] = "shutting down"
+	}
+	s.mu.Lock()
+	checks := append([]namedCheck(nil), s.checks...)
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	for _, c := range checks {
+		if err := c.fn(ctx); err != nil {
+			failed[c.name] = err.Error()
+		}
+	}
+	return failed
+}
+
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	if failed := s.readiness(r.Context()); len(failed) > 0 {
+		apierr.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{
+			"status": "not ready", "code": apierr.CodeUnavailable, "error": errNotReady.Error(), "failed": failed,
+		})
+		return
+	}
+	apierr.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// RequestStats is the request window every service reports in /stats.
+func (s *Server) RequestStats(now time.Time) window.Summary {
+	return s.window.Totals(now).Summary(s.window.Seconds())
+}
+
+func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
+	now := time.Now()
+	body := map[string]any{
+		"service":        s.Name,
+		"instance":       s.Config.Instance,
+		"status":         "ONLINE",
+		"ready":          !s.draining.Load(),
+		"uptime_seconds": int64(now.Sub(s.started).Seconds()),
+		"goroutines":     runtime.NumGoroutine(),
+		"requests":       s.RequestStats(now),
+		"timestamp":      now.UTC().Format(time.RFC3339Nano),
+	}
+	s.mu.Lock()
+	fn := s.stats
+	s.mu.Unlock()
+	if fn != nil {
+		for k, v := range fn(r.Context()) {
+			body[k] = v
+		}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	apierr.WriteJSON(w, http.StatusOK, body)
+}
+
+// RunFunc builds a service from its environment and runs it until ctx ends.
+type RunFunc func(ctx context.Context, env *envconfig.Reader, logger *slog.Logger) error
+
+// Main is a service's whole main: it makes the logger, cancels the context on
+// SIGTERM or SIGINT, runs run and exits 0 on a clean shutdown, 1 otherwise.
+func Main(name string, run RunFunc) {
+	env := envconfig.New(nil)
+	logger := NewLogger(os.Stderr, name, logLevel(env))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := run(ctx, env, logger); err != nil {
+		logger.Error("exit", "err", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+// Start reads the platform configuration, fails on any invalid variable
+// (all of them listed), logs the effective configuration with secrets
+// masked, and returns a server ready for routes. The service must finish
+// reading its own variables from env before calling Start.
+func Start(name string, env *envconfig.Reader, logger *slog.Logger, defaultAddr string) (*Server, error) {
+	cfg := LoadConfig(env, defaultAddr)
+	if err := env.Err(); err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	logger.Info("starting", "config", env)
+	return New(name, cfg, logger), nil
+}
