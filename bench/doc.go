@@ -1,0 +1,2 @@
+// Package bench is the benchmark harness behind `make bench`.
+package bench

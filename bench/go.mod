@@ -1,0 +1,3 @@
+module titanium/bench
+
+go 1.26.0

@@ -1,0 +1,3 @@
+module titanium/deploycheck
+
+go 1.26.0
