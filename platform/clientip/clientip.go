@@ -1,0 +1,107 @@
+// Package clientip finds the address of the client behind our own proxies.
+// X-Forwarded-For is only believed when the direct peer is one of our
+// proxies, and then only its rightmost entry that is not itself one of our
+// proxies: everything left of that was written by the client and can be
+// forged (see MDN "X-Forwarded-For", "Security and privacy concerns").
+package clientip
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+)
+
+// DefaultTrusted is the TRUSTED_PROXIES default: loopback and the private
+// ranges, where the load balancer and the gateway run in every deployment.
+const DefaultTrusted = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
+
+// Resolver resolves a request's client address.
+type Resolver struct {
+	// Trusted are the networks of our own proxies.
+	Trusted []netip.Prefix
+}
+
+// ParseTrusted parses CIDR prefixes (a bare address means just that host).
+func ParseTrusted(list []string) (Resolver, error) {
+	var r Resolver
+	for _, s := range list {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if !strings.Contains(s, "/") {
+			a, err := netip.ParseAddr(s)
+			if err != nil {
+				return Resolver{}, fmt.Errorf("trusted proxy %q: %w", s, err)
+			}
+			a = a.Unmap()
+			r.Trusted = append(r.Trusted, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return Resolver{}, fmt.Errorf("trusted proxy %q: %w", s, err)
+		}
+		r.Trusted = append(r.Trusted, p.Masked())
+	}
+	return r, nil
+}
+
+// IsTrusted reports whether a is inside one of the trusted networks.
+func (r Resolver) IsTrusted(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range r.Trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// ClientIP returns the client address of req: the direct peer, unless the
+// peer is trusted, in which case the rightmost X-Forwarded-For entry that is
+// not trusted. When every entry is trusted it is the leftmost one (a request
+// from inside our own network). An unparsable entry ends the walk at the last
+// good address: a trusted proxy never writes one, so it came from outside.
+// The zero Addr means RemoteAddr itself was unusable.
+func (r Resolver) ClientIP(req *http.Request) netip.Addr {
+	peer := parseAddr(req.RemoteAddr)
+	if !peer.IsValid() || !r.IsTrusted(peer) {
+		return peer
+	}
+	// Several X-Forwarded-For headers are one list, in order (RFC 9110 §5.3).
+	values := req.Header.Values("X-Forwarded-For")
+	client := peer
+	for i := len(values) - 1; i >= 0; i-- {
+		entries := strings.Split(values[i], ",")
+		for j := len(entries) - 1; j >= 0; j-- {
+			a := parseAddr(strings.TrimSpace(entries[j]))
+			if !a.IsValid() {
+				return client
+			}
+			if !r.IsTrusted(a) {
+				return a
+			}
+			client = a
+		}
+	}
+	return client
+}
+
+// parseAddr accepts "ip", "ip:port" and "[ipv6]:port", and unmaps IPv4-in-IPv6.
+func parseAddr(s string) netip.Addr {
+	if s == "" {
+		return netip.Addr{}
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap().WithZone("")
+	}
+	if host, _, err := net.SplitHostPort(s); err == nil {
+		if a, err := netip.ParseAddr(host); err == nil {
+			return a.Unmap().WithZone("")
+		}
+	}
+	return netip.Addr{}
+}
