@@ -362,6 +362,9 @@ func (s *Stack) URL(service string) string {
 	return ""
 }
 
+// DataDir is where the stack keeps users.db, posts.db and redis' files.
+func (s *Stack) DataDir() string { return s.opts.DataDir }
+
 // LB is the load balancer's base URL: the stack's public entry point.
 func (s *Stack) LB() string { return s.URL("load-balancer") }
 
