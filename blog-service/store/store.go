@@ -1,0 +1,278 @@
+// Package store keeps blog posts in SQLite (posts.db). It owns the schema and
+// its migrations, and every query the service runs. Writes go through the
+// single writer connection of platform/sqlitedb; reads use the read pool, so
+// a slow list never waits behind a write.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"titanium/platform/sqlitedb"
+)
+
+// Sentinel errors for the domain cases the HTTP layer maps to statuses.
+var (
+	// ErrNotFound means no post has the id.
+	ErrNotFound = errors.New("post not found")
+	// ErrNotAuthor means the post exists but belongs to someone else.
+	ErrNotAuthor = errors.New("not the author of the post")
+)
+
+// Post is one blog post.
+type Post struct {
+	ID        int64     `json:"id"`
+	Title     string    `json:"title"`
+	Content   string    `json:"content"`
+	Author    string    `json:"author"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Patch is a partial update: nil fields are left as they are.
+type Patch struct {
+	Title   *string
+	Content *string
+}
+
+// migrations are applied in order by sqlitedb.Migrate; the database's
+// user_version is the number applied. Never edit one that has shipped:
+// append a new one.
+var migrations = []string{
+	// ids are AUTOINCREMENT so they are never reused, even after the newest
+	// post is deleted: "newest first" is "id descending", and a cursor (the
+	// last id seen) stays meaningful forever. The INTEGER PRIMARY KEY is the
+	// rowid, so keyset pagination walks the table's own B-tree: a page costs
+	// O(log n + limit) whatever the table size, with no extra index.
+	//
+	// post_count is maintained by triggers in the same transaction as the
+	// write, so /stats reads one row instead of counting the table.
+	`CREATE TABLE posts (
+		id         INTEGER PRIMARY KEY AUTOINCREMENT,
+		title      TEXT    NOT NULL,
+		content    TEXT    NOT NULL,
+		author     TEXT    NOT NULL,
+		created_at TEXT    NOT NULL,
+		updated_at TEXT    NOT NULL
+	);
+	CREATE TABLE post_count (
+		id INTEGER PRIMARY KEY CHECK (id = 1),
+		n  INTEGER NOT NULL
+	);
+	INSERT INTO post_count (id, n) VALUES (1, 0);
+	CREATE TRIGGER posts_count_insert AFTER INSERT ON posts
+		BEGIN UPDATE post_count SET n = n + 1 WHERE id = 1; END;
+	CREATE TRIGGER posts_count_delete AFTER DELETE ON posts
+		BEGIN UPDATE post_count SET n = n - 1 WHERE id = 1; END;`,
+}
+
+// SchemaVersion is the schema version this binary migrates to.
+func SchemaVersion() int { return len(migrations) }
+
+// timeLayout is fixed-width, UTC and sortable as text; microseconds are
+// enough to order posts created within the same millisecond for humans
+// (the id orders them exactly).
+const timeLayout = "2006-01-02T15:04:05.000000Z"
+
+// Store is the posts database.
+type Store struct {
+	db  *sqlitedb.DB
+	now func() time.Time
+}
+
+// Open opens (creating when missing) the posts database at path and
+// migrates it to the current schema.
+func Open(ctx context.Context, path string, sync sqlitedb.Synchronous) (*Store, error) {
+	db, err := sqlitedb.Open(ctx, path, sync)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx, migrations); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate %s: %w", path, err)
+	}
+	return &Store{db: db, now: time.Now}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Ping checks both connection pools with a real query.
+func (s *Store) Ping(ctx context.Context) error { return s.db.Ping(ctx) }
+
+const postColumns = `id, title, content, author, created_at, updated_at`
+
+// Create stores a new post by author and returns it with its id. The post
+// is committed (in the WAL) when Create returns.
+func (s *Store) Create(ctx context.Context, author, title, content string) (Post, error) {
+	ts := s.now().UTC().Format(timeLayout)
+	p, err := s.writeReturning(ctx,
+		`INSERT INTO posts (title, content, author, created_at, updated_at)
+		 VALUES (?, ?, ?, ?, ?) RETURNING `+postColumns,
+		title, content, author, ts, ts)
+	if err != nil {
+		return Post{}, fmt.Errorf("insert post: %w", err)
+	}
+	return p, nil
+}
+
+// writeReturning runs one write statement with a RETURNING clause in an
+// explicit transaction. The commit is separate so that its error (the one
+// that decides whether the write is durable) is seen before the caller
+// acknowledges anything; in autocommit mode it would surface only as a
+// statement reset.
+func (s *Store) writeReturning(ctx context.Context, query string, args ...any) (Post, error) {
+	tx, err := s.db.Write.BeginTx(ctx, nil)
+	if err != nil {
+		return Post{}, err
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	p, err := scanPost(tx.QueryRowContext(ctx, query, args...))
+	if err != nil {
+		return Post{}, err
+	}
+	if err := tx.Commit(); err != nil {
+		return Post{}, err
+	}
+	return p, nil
+}
+
+// Get returns the post with id, or ErrNotFound.
+func (s *Store) Get(ctx context.Context, id int64) (Post, error) {
+	row := s.db.Read.QueryRowContext(ctx, `SELECT `+postColumns+` FROM posts WHERE id = ?`, id)
+	p, err := scanPost(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Post{}, ErrNotFound
+	}
+	if err != nil {
+		return Post{}, fmt.Errorf("get post %d: %w", id, err)
+	}
+	return p, nil
+}
+
+// List returns up to limit posts, newest first, with ids below before
+// (before <= 0 starts at the newest). more reports whether older posts
+// remain. Posts created during a walk have higher ids than any cursor, so a
+// walk never returns a post twice and never skips one that existed when it
+// began.
+func (s *Store) List(ctx context.Context, before int64, limit int) (posts []Post, more bool, err error) {
+	if limit <= 0 {
+		return nil, false, fmt.Errorf("list posts: limit %d must be positive", limit)
+	}
+	var rows *sql.Rows
+	// One extra row tells whether there is a next page without a COUNT.
+	if before > 0 {
+		rows, err = s.db.Read.QueryContext(ctx,
+			`SELECT `+postColumns+` FROM posts WHERE id < ? ORDER BY id DESC LIMIT ?`, before, limit+1)
+	} else {
+		rows, err = s.db.Read.QueryContext(ctx,
+			`SELECT `+postColumns+` FROM posts ORDER BY id DESC LIMIT ?`, limit+1)
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("list posts: %w", err)
+	}
+	defer rows.Close()
+	posts = make([]Post, 0, limit+1)
+	for rows.Next() {
+		p, err := scanPost(rows)
+		if err != nil {
+			return nil, false, fmt.Errorf("list posts: %w", err)
+		}
+		posts = append(posts, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("list posts: %w", err)
+	}
+	if len(posts) > limit {
+		return posts[:limit], true, nil
+	}
+	return posts, false, nil
+}
+
+// Update applies patch to the post with id if author wrote it. It returns
+// ErrNotFound when there is no such post and ErrNotAuthor when someone else
+// wrote it. The authorship check and the write are one statement, so a
+// concurrent change of hands cannot slip between them.
+func (s *Store) Update(ctx context.Context, id int64, author string, patch Patch) (Post, error) {
+	ts := s.now().UTC().Format(timeLayout)
+	p, err := s.writeReturning(ctx,
+		`UPDATE posts SET title = coalesce(?, title), content = coalesce(?, content), updated_at = ?
+		 WHERE id = ? AND author = ? RETURNING `+postColumns,
+		nullable(patch.Title), nullable(patch.Content), ts, id, author)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Post{}, s.whyNoMatch(ctx, id)
+	}
+	if err != nil {
+		return Post{}, fmt.Errorf("update post %d: %w", id, err)
+	}
+	return p, nil
+}
+
+// Delete removes the post with id if author wrote it; errors as Update.
+func (s *Store) Delete(ctx context.Context, id int64, author string) error {
+	res, err := s.db.Write.ExecContext(ctx, `DELETE FROM posts WHERE id = ? AND author = ?`, id, author)
+	if err != nil {
+		return fmt.Errorf("delete post %d: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("delete post %d: %w", id, err)
+	}
+	if n == 0 {
+		return s.whyNoMatch(ctx, id)
+	}
+	return nil
+}
+
+// whyNoMatch tells apart the two reasons a conditional write matched no
+// row. It reads through the writer connection so it sees the latest commit.
+func (s *Store) whyNoMatch(ctx context.Context, id int64) error {
+	var one int
+	err := s.db.Write.QueryRowContext(ctx, `SELECT 1 FROM posts WHERE id = ?`, id).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return ErrNotFound
+	case err != nil:
+		return fmt.Errorf("check post %d: %w", id, err)
+	}
+	return ErrNotAuthor
+}
+
+// Count is the number of posts, read from the trigger-maintained counter.
+func (s *Store) Count(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.db.Read.QueryRowContext(ctx, `SELECT n FROM post_count WHERE id = 1`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count posts: %w", err)
+	}
+	return n, nil
+}
+
+func nullable(s *string) any {
+	if s == nil {
+		return nil
+	}
+	return *s
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanPost(sc scanner) (Post, error) {
+	var (
+		p                Post
+		created, updated string
+	)
+	if err := sc.Scan(&p.ID, &p.Title, &p.Content, &p.Author, &created, &updated); err != nil {
+		return Post{}, err
+	}
+	var err error
+	if p.CreatedAt, err = time.Parse(timeLayout, created); err != nil {
+		return Post{}, fmt.Errorf("post %d created_at %q: %w", p.ID, created, err)
+	}
+	if p.UpdatedAt, err = time.Parse(timeLayout, updated); err != nil {
+		return Post{}, fmt.Errorf("post %d updated_at %q: %w", p.ID, updated, err)
+	}
+	return p, nil
+}
