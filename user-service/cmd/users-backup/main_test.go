@@ -419,7 +419,7 @@ func TestPrune(t *testing.T) {
 	dir := t.TempDir()
 	files := []string{
 		"users.db.2026-01-01-000000", "users.db.2026-01-02-000000", "users.db.2026-01-03-000000",
-		"users.db.2026-01-04-000000.tmp", // left by a killed run
+		"users.db.2026-01-04-000000.tmp",                                             // left by a killed run
 		"users.db", "notes.txt", "users.db.2026-01-05", "posts.db.2026-01-01-000000", // not ours
 	}
 	for _, f := range files {
