@@ -2,7 +2,11 @@ module titanium/load-balancer
 
 go 1.26.0
 
-require titanium/platform v0.0.0
+require (
+	github.com/gorilla/websocket v1.5.3
+	golang.org/x/sync v0.25.0
+	titanium/platform v0.0.0
+)
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect

@@ -1,20 +1,238 @@
-// Command load-balancer is Titanium's load-balancer.
+// Command load-balancer is Titanium's public entry point: it proxies / to
+// dashboard-ui and /api/*, /blog/ to api-gateway, balancing across every
+// instance with health checks; it accounts real API traffic in a 10 s
+// window, answers GET /stats with a parallel fan-out to every service
+// instance (merged with its peer replicas), and serves the dashboard's
+// WebSocket heartbeat.
 package main
 
 import (
 	"context"
 	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
 
 	"titanium/platform/envconfig"
 	"titanium/platform/service"
+	"titanium/platform/upstream"
 )
 
 func main() { service.Main("load-balancer", run) }
 
+// config is the load balancer's own configuration (docs/load-balancer.md).
+type config struct {
+	uiSpecs, apiSpecs []string
+	targets           []statsTarget
+	peers             []string
+	balance           string
+	healthPath        string
+	healthInterval    time.Duration
+	ejectFor          time.Duration
+	resolveEvery      time.Duration
+	headerTimeout     time.Duration
+	dialTimeout       time.Duration
+	idlePerHost       int
+	trafficStats      bool
+	statsCache        time.Duration
+	ws                wsConfig
+}
+
+type statsTarget struct{ service, spec string }
+
+// defaultTargets are the services of a local run, in display order.
+const defaultTargets = "api-gateway=http://127.0.0.1:8080,auth-service=http://127.0.0.1:8002," +
+	"user-service=http://127.0.0.1:8001,blog-service=http://127.0.0.1:8003,dashboard-ui=http://127.0.0.1:8090"
+
+// none is how an empty list is spelled (an empty variable means "default").
+const none = "none"
+
+func loadConfig(env *envconfig.Reader) config {
+	c := config{
+		uiSpecs:        env.List("LB_UI_UPSTREAMS", "http://127.0.0.1:8090"),
+		apiSpecs:       env.List("LB_API_UPSTREAMS", "http://127.0.0.1:8080"),
+		peers:          env.List("LB_PEERS", ""),
+		balance:        env.String("LB_BALANCE", "least_requests"),
+		healthPath:     env.String("LB_HEALTH_PATH", "/readyz"),
+		healthInterval: env.Duration("LB_HEALTH_INTERVAL", 2*time.Second),
+		ejectFor:       env.Duration("LB_EJECT_FOR", 10*time.Second),
+		resolveEvery:   env.Duration("LB_DNS_REFRESH", 5*time.Second),
+		headerTimeout:  env.Duration("LB_RESPONSE_HEADER_TIMEOUT", 5*time.Second),
+		dialTimeout:    env.Duration("LB_DIAL_TIMEOUT", time.Second),
+		idlePerHost:    env.Int("LB_MAX_IDLE_CONNS_PER_HOST", 512, 2, 10000),
+		trafficStats:   env.Bool("LB_TRAFFIC_STATS", true),
+		statsCache:     env.Duration("LB_STATS_CACHE", 250*time.Millisecond),
+	}
+	for _, key := range []string{"LB_UI_UPSTREAMS", "LB_API_UPSTREAMS"} {
+		specs := c.uiSpecs
+		if key == "LB_API_UPSTREAMS" {
+			specs = c.apiSpecs
+		}
+		env.Check(len(specs) > 0, key, "want at least one URL")
+		if err := upstream.ValidateSpecs(specs); err != nil {
+			env.Check(false, key, err.Error())
+		}
+	}
+	if len(c.peers) == 1 && c.peers[0] == none {
+		c.peers = nil
+	}
+	if err := upstream.ValidateSpecs(c.peers); err != nil {
+		env.Check(false, "LB_PEERS", err.Error())
+	}
+	for _, item := range env.List("LB_STATS_TARGETS", defaultTargets) {
+		if item == none {
+			continue
+		}
+		name, spec, ok := strings.Cut(item, "=")
+		name, spec = strings.TrimSpace(name), strings.TrimSpace(spec)
+		if !ok || name == "" {
+			env.Check(false, "LB_STATS_TARGETS", "want service=URL items, got "+item)
+			continue
+		}
+		if err := upstream.ValidateSpecs([]string{spec}); err != nil {
+			env.Check(false, "LB_STATS_TARGETS", err.Error())
+			continue
+		}
+		c.targets = append(c.targets, statsTarget{name, spec})
+	}
+	_, ok := upstream.NewSelector(c.balance)
+	env.Check(ok, "LB_BALANCE", "want round_robin or least_requests")
+	if c.healthPath == none {
+		c.healthPath = ""
+	}
+	env.Check(c.healthPath == "" || strings.HasPrefix(c.healthPath, "/"), "LB_HEALTH_PATH", "want a path such as /readyz, or none")
+	env.Check(c.headerTimeout > 0, "LB_RESPONSE_HEADER_TIMEOUT", "want > 0")
+
+	c.ws = wsConfig{
+		allowed:          map[string]bool{},
+		pongWait:         env.Duration("WS_PONG_WAIT", 60*time.Second),
+		writeWait:        env.Duration("WS_WRITE_WAIT", 10*time.Second),
+		readLimit:        int64(env.Int("WS_READ_LIMIT", 512, 16, 1<<20)),
+		handshakeTimeout: env.Duration("WS_HANDSHAKE_TIMEOUT", 5*time.Second),
+	}
+	c.ws.pingPeriod = env.Duration("WS_PING_PERIOD", c.ws.pongWait*9/10)
+	env.Check(c.ws.pongWait > 0, "WS_PONG_WAIT", "want > 0")
+	env.Check(c.ws.pingPeriod > 0 && c.ws.pingPeriod < c.ws.pongWait, "WS_PING_PERIOD", "want > 0 and shorter than WS_PONG_WAIT")
+	for _, o := range env.List("WS_ALLOWED_ORIGINS", "http://localhost:7100,http://127.0.0.1:7100") {
+		c.ws.allowed[strings.ToLower(strings.TrimRight(o, "/"))] = true
+	}
+	return c
+}
+
 func run(ctx context.Context, env *envconfig.Reader, logger *slog.Logger) error {
+	cfg := loadConfig(env)
 	srv, err := service.Start("load-balancer", env, logger, ":7100")
 	if err != nil {
 		return err
 	}
-	return srv.Serve(ctx)
+	lb, err := build(srv, cfg, logger)
+	if err != nil {
+		return err
+	}
+	pctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, p := range lb.pools {
+		wg.Go(func() { p.Run(pctx) })
+	}
+	srv.RegisterOnShutdown(lb.hub.shutdown)
+	err = srv.Serve(ctx)
+	lb.hub.shutdown()
+	lb.hub.wait(2 * time.Second)
+	cancel()
+	wg.Wait()
+	return err
+}
+
+type balancer struct {
+	pools []*upstream.Pool
+	hub   *hub
+	agg   *aggregator
+}
+
+// build makes the pools and mounts the routes.
+func build(srv *service.Server, cfg config, logger *slog.Logger) (*balancer, error) {
+	lb := &balancer{}
+	proxyTo := func(name string, specs []string) (http.Handler, error) {
+		sel, _ := upstream.NewSelector(cfg.balance)
+		pool, err := upstream.New(name, specs, upstream.Options{
+			Selector: sel, HealthPath: cfg.healthPath, HealthInterval: cfg.healthInterval,
+			EjectFor: cfg.ejectFor, ResolveEvery: cfg.resolveEvery, Logger: logger,
+		})
+		if err != nil {
+			return nil, err
+		}
+		lb.pools = append(lb.pools, pool)
+		return upstream.NewProxy(pool, upstream.ProxyOptions{
+			ResponseHeaderTimeout: cfg.headerTimeout,
+			DialTimeout:           cfg.dialTimeout,
+			MaxIdleConnsPerHost:   cfg.idlePerHost,
+			Forward:               upstream.EdgeForwarding,
+			Retry:                 true,
+			Logger:                logger,
+		}), nil
+	}
+	ui, err := proxyTo("dashboard-ui", cfg.uiSpecs)
+	if err != nil {
+		return nil, err
+	}
+	api, err := proxyTo("api-gateway", cfg.apiSpecs)
+	if err != nil {
+		return nil, err
+	}
+
+	// Stats targets: one pool per service (no health checks: the fan-out is
+	// the check), in the order they are first listed.
+	var services []*upstream.Pool
+	specsBy := map[string][]string{}
+	var order []string
+	for _, t := range cfg.targets {
+		if _, ok := specsBy[t.service]; !ok {
+			order = append(order, t.service)
+		}
+		specsBy[t.service] = append(specsBy[t.service], t.spec)
+	}
+	for _, name := range order {
+		p, err := upstream.New(name, specsBy[name], upstream.Options{ResolveEvery: cfg.resolveEvery, Logger: logger})
+		if err != nil {
+			return nil, err
+		}
+		services = append(services, p)
+		lb.pools = append(lb.pools, p)
+	}
+	peers, err := upstream.New("load-balancer", cfg.peers, upstream.Options{ResolveEvery: cfg.resolveEvery, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	lb.pools = append(lb.pools, peers)
+
+	t := newTraffic()
+	lb.hub = newHub(cfg.ws, t, logger)
+	lb.agg = newAggregator(srv.Config.Instance, services, peers, t, cfg.statsCache, logger)
+
+	counted := api
+	if cfg.trafficStats {
+		counted = t.middleware(api)
+	}
+	srv.Handle("/", ui)
+	srv.Handle("/api/", counted)
+	srv.Handle("/blog/", api)
+	srv.Handle("/blog", api)
+	srv.Handle("GET /api/ws-heartbeat", lb.hub)
+	srv.HandleFunc("GET /stats/local", lb.agg.serveLocal)
+	// The platform serves a per-process GET /stats on its mux; here /stats
+	// is the aggregate, so it is taken before the mux. Setting the pattern
+	// keeps it labelled (and out of the process's own window) as the
+	// platform's /stats is.
+	srv.Wrap(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/stats" {
+				r.Pattern = "GET /stats"
+				lb.agg.ServeHTTP(w, r)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	return lb, nil
 }

@@ -1,0 +1,121 @@
+// Package lb_test checks the load balancer and the api gateway against the
+// real stack: proxying, traffic accounting, /stats, balancing, failure
+// handling and the WebSocket heartbeat.
+package lb_test
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"titanium/devstack/stacktest"
+	"titanium/e2e/httpc"
+)
+
+// stats is the part of the LB's /stats the tests read.
+type stats struct {
+	Status            string  `json:"status"`
+	WindowSeconds     int     `json:"window_seconds"`
+	RequestsPerSecond float64 `json:"requests_per_second"`
+	SuccessRate       float64 `json:"success_rate"`
+	TotalRequests     uint64  `json:"total_requests"`
+	HasRealTraffic    bool    `json:"has_real_traffic"`
+	ActiveServices    int     `json:"active_services"`
+	TotalServices     int     `json:"total_services"`
+	WS                struct {
+		Clients    int64  `json:"clients"`
+		Heartbeats uint64 `json:"heartbeats"`
+	} `json:"ws"`
+	Services []struct {
+		Name            string `json:"name"`
+		Status          string `json:"status"`
+		OnlineInstances int    `json:"online_instances"`
+		TotalInstances  int    `json:"total_instances"`
+		Instances       []struct {
+			Instance string `json:"instance"`
+			Status   string `json:"status"`
+			Error    string `json:"error"`
+		} `json:"instances"`
+	} `json:"services"`
+	Database      struct{ Status string } `json:"database"`
+	Cache         struct{ Status string } `json:"cache"`
+	LoadBalancers []struct {
+		Instance string `json:"instance"`
+		Status   string `json:"status"`
+	} `json:"load_balancers"`
+}
+
+func getStats(t *testing.T, base string) stats {
+	t.Helper()
+	r := httpc.Do(t, http.MethodGet, base+"/stats", nil)
+	if r.Status != http.StatusOK {
+		t.Fatalf("/stats: got %d, want 200: %s", r.Status, r.Body)
+	}
+	if got := r.Header.Get("Cache-Control"); got != "no-store" {
+		t.Errorf("/stats Cache-Control: got %q, want no-store", got)
+	}
+	var s stats
+	r.JSON(t, &s)
+	return s
+}
+
+func (s stats) service(name string) (status string, online, total int) {
+	for _, sv := range s.Services {
+		if sv.Name == name {
+			return sv.Status, sv.OnlineInstances, sv.TotalInstances
+		}
+	}
+	return "", 0, 0
+}
+
+// waitStats polls /stats until cond holds or the deadline passes.
+func waitStats(t *testing.T, base string, within time.Duration, cond func(stats) bool) stats {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		s := getStats(t, base)
+		if cond(s) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s; last /stats: %+v", within, s)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestProxyAndStats(t *testing.T) {
+	s := stacktest.Start(t, stacktest.WithEnv("load-balancer", "LB_STATS_CACHE", "1ms"))
+	lb := s.LB()
+
+	st := getStats(t, lb)
+	if st.Status != "HEALTHY" || st.ActiveServices != 5 || st.TotalServices != 5 || st.WindowSeconds != 10 {
+		t.Fatalf("fresh stack /stats: got status=%s active=%d/%d window=%d, want HEALTHY 5/5 10",
+			st.Status, st.ActiveServices, st.TotalServices, st.WindowSeconds)
+	}
+	if st.TotalRequests != 0 || st.HasRealTraffic || st.SuccessRate != 100 {
+		t.Errorf("fresh stack: got total=%d real=%v success=%v, want 0 false 100", st.TotalRequests, st.HasRealTraffic, st.SuccessRate)
+	}
+
+	// /api/health goes LB -> gateway.
+	r := httpc.Do(t, http.MethodGet, lb+"/api/health", nil)
+	if r.Status != 200 || r.Map(t)["status"] != "ok" {
+		t.Fatalf("/api/health via LB: got %d %s", r.Status, r.Body)
+	}
+	// Unknown API routes and /internal are JSON 404s at the gateway.
+	for _, path := range []string{"/api/nope", "/internal/authenticate"} {
+		r := httpc.Do(t, http.MethodGet, s.URL("api-gateway")+path, nil)
+		if r.Status != 404 || r.Map(t)["code"] != "not_found" {
+			t.Errorf("gateway %s: got %d %s, want JSON 404", path, r.Status, r.Body)
+		}
+	}
+	// h2c upgrades are refused.
+	r = httpc.Do(t, http.MethodGet, lb+"/api/health", nil, "Upgrade", "h2c", "Connection", "Upgrade, HTTP2-Settings")
+	if r.Status != http.StatusBadRequest {
+		t.Errorf("h2c upgrade: got %d, want 400", r.Status)
+	}
+	// The dashboard is behind /.
+	if r := httpc.Do(t, http.MethodGet, lb+"/healthz", nil); r.Status != 200 {
+		t.Errorf("LB /healthz: got %d", r.Status)
+	}
+}

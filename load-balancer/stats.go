@@ -1,0 +1,389 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"titanium/platform/apierr"
+	"titanium/platform/upstream"
+)
+
+// statsTimeout bounds every fan-out request (the seed's 2 s): a slow or
+// hung service is reported OFFLINE and never delays the answer past it.
+const statsTimeout = 2 * time.Second
+
+// aggregator builds the load balancer's /stats: a parallel fan-out to every
+// instance of every service and to the peer replicas, merged into one view.
+type aggregator struct {
+	instance string
+	services []*upstream.Pool // one per service, in display order
+	peers    *upstream.Pool   // other load-balancer replicas; may be empty
+	traffic  *traffic
+	client   *http.Client
+	cacheFor time.Duration
+	logger   *slog.Logger
+
+	group   singleflight.Group
+	fanouts atomic.Uint64
+
+	mu       sync.Mutex
+	cached   []byte
+	cachedAt time.Time
+	seen     map[string]seenInstance // by stats URL
+}
+
+type seenInstance struct {
+	name string
+	at   time.Time
+}
+
+func newAggregator(instance string, services []*upstream.Pool, peers *upstream.Pool, t *traffic, cacheFor time.Duration, logger *slog.Logger) *aggregator {
+	return &aggregator{
+		instance: instance, services: services, peers: peers, traffic: t, cacheFor: cacheFor, logger: logger,
+		client: &http.Client{
+			Timeout: statsTimeout,
+			Transport: &http.Transport{
+				MaxIdleConnsPerHost: 4,
+				IdleConnTimeout:     30 * time.Second,
+			},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		seen: map[string]seenInstance{},
+	}
+}
+
+// statsBody is the /stats answer; the names are the contract (SPEC.md).
+type statsBody struct {
+	Status            string          `json:"status"`
+	Timestamp         string          `json:"timestamp"`
+	WindowSeconds     int             `json:"window_seconds"`
+	RequestsPerSecond float64         `json:"requests_per_second"`
+	AvgResponseTimeMs float64         `json:"avg_response_time_ms"`
+	P50ResponseTimeMs float64         `json:"p50_response_time_ms"`
+	P95ResponseTimeMs float64         `json:"p95_response_time_ms"`
+	P99ResponseTimeMs float64         `json:"p99_response_time_ms"`
+	SuccessRate       float64         `json:"success_rate"`
+	TotalRequests     uint64          `json:"total_requests"`
+	HasRealTraffic    bool            `json:"has_real_traffic"`
+	WS                wsStats         `json:"ws"`
+	ActiveServices    int             `json:"active_services"`
+	TotalServices     int             `json:"total_services"`
+	Services          []serviceRow    `json:"services"`
+	Database          json.RawMessage `json:"database"`
+	Cache             json.RawMessage `json:"cache"`
+	LoadBalancers     []lbRow         `json:"load_balancers"`
+}
+
+type wsStats struct {
+	Clients    int64  `json:"clients"`
+	Heartbeats uint64 `json:"heartbeats"`
+}
+
+type serviceRow struct {
+	Name            string        `json:"name"`
+	Status          string        `json:"status"`
+	OnlineInstances int           `json:"online_instances"`
+	TotalInstances  int           `json:"total_instances"`
+	LatencyMs       float64       `json:"latency_ms"`
+	Instances       []instanceRow `json:"instances"`
+}
+
+type instanceRow struct {
+	Instance  string  `json:"instance"`
+	URL       string  `json:"url"`
+	Status    string  `json:"status"`
+	LatencyMs float64 `json:"latency_ms"`
+	LastSeen  *string `json:"last_seen"`
+	Error     string  `json:"error,omitempty"`
+}
+
+type lbRow struct {
+	Instance string `json:"instance"`
+	Status   string `json:"status"`
+	URL      string `json:"url,omitempty"`
+}
+
+const (
+	online  = "ONLINE"
+	offline = "OFFLINE"
+)
+
+var offlineStatus = json.RawMessage(`{"status":"OFFLINE"}`)
+
+// instanceStats is what we read from a service's own /stats.
+type instanceStats struct {
+	Instance string          `json:"instance"`
+	Status   string          `json:"status"`
+	Database json.RawMessage `json:"database"`
+	Cache    json.RawMessage `json:"cache"`
+}
+
+type fetched struct {
+	url     string
+	stats   instanceStats
+	latency time.Duration
+	err     error
+}
+
+// ServeHTTP answers GET /stats. Concurrent callers share one fan-out, and
+// an answer younger than cacheFor is served again.
+func (a *aggregator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		apierr.WriteCode(w, apierr.CodeMethodNotAllowed, "use GET")
+		return
+	}
+	body := a.body()
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodGet {
+		_, _ = w.Write(body)
+	}
+}
+
+func (a *aggregator) body() []byte {
+	a.mu.Lock()
+	if a.cached != nil && time.Since(a.cachedAt) < a.cacheFor {
+		b := a.cached
+		a.mu.Unlock()
+		return b
+	}
+	a.mu.Unlock()
+	v, _, _ := a.group.Do("stats", func() (any, error) {
+		b := a.collect()
+		a.mu.Lock()
+		a.cached, a.cachedAt = b, time.Now()
+		a.mu.Unlock()
+		return b, nil
+	})
+	return v.([]byte)
+}
+
+// collect runs one fan-out. It is detached from any caller's context: the
+// callers that share it must not lose it because the first one left.
+func (a *aggregator) collect() []byte {
+	a.fanouts.Add(1)
+	ctx, cancel := context.WithTimeout(context.Background(), statsTimeout)
+	defer cancel()
+
+	type job struct {
+		svc int
+		url string
+	}
+	var jobs []job
+	for i, p := range a.services {
+		for _, h := range p.Hosts() {
+			jobs = append(jobs, job{i, h.URL().String() + "/stats"})
+		}
+	}
+	results := make([]fetched, len(jobs))
+	var peerHosts []*upstream.Host
+	if a.peers != nil {
+		peerHosts = a.peers.Hosts()
+	}
+	peerResults := make([]peerFetched, len(peerHosts))
+	var wg sync.WaitGroup
+	for i, j := range jobs {
+		wg.Go(func() { results[i] = a.fetchInstance(ctx, j.url) })
+	}
+	for i, h := range peerHosts {
+		wg.Go(func() { peerResults[i] = a.fetchPeer(ctx, h.URL().String()+"/stats/local") })
+	}
+	now := time.Now()
+	self := a.traffic.local(now)
+	wg.Wait()
+	now = time.Now()
+
+	body := statsBody{
+		Timestamp:     now.UTC().Format(time.RFC3339Nano),
+		WindowSeconds: windowSeconds,
+		Database:      offlineStatus,
+		Cache:         offlineStatus,
+		Services:      make([]serviceRow, len(a.services)),
+		TotalServices: len(a.services),
+	}
+	a.mu.Lock()
+	for i, p := range a.services {
+		body.Services[i] = serviceRow{Name: p.Name(), Status: offline, Instances: []instanceRow{}}
+	}
+	var latencySum = make([]time.Duration, len(a.services))
+	for k, res := range results {
+		svc := jobs[k].svc
+		row := &body.Services[svc]
+		inst := instanceRow{URL: res.url, Status: offline, LatencyMs: ms(res.latency)}
+		if res.err == nil {
+			inst.Status = online
+			inst.Instance = res.stats.Instance
+			a.seen[res.url] = seenInstance{name: res.stats.Instance, at: now}
+			row.OnlineInstances++
+			latencySum[svc] += res.latency
+			if row.Name == "user-service" && string(body.Database) == string(offlineStatus) {
+				if len(res.stats.Database) > 0 {
+					body.Database = res.stats.Database
+				}
+				if len(res.stats.Cache) > 0 {
+					body.Cache = res.stats.Cache
+				}
+			}
+		} else {
+			inst.Error = res.err.Error()
+		}
+		if s, ok := a.seen[res.url]; ok {
+			ts := s.at.UTC().Format(time.RFC3339Nano)
+			inst.LastSeen = &ts
+			if inst.Instance == "" {
+				inst.Instance = s.name
+			}
+		}
+		if inst.Instance == "" {
+			inst.Instance = res.url
+		}
+		row.TotalInstances++
+		row.Instances = append(row.Instances, inst)
+	}
+	a.mu.Unlock()
+	for i := range body.Services {
+		row := &body.Services[i]
+		if row.OnlineInstances > 0 {
+			row.Status = online
+			row.LatencyMs = ms(latencySum[i] / time.Duration(row.OnlineInstances))
+			body.ActiveServices++
+		}
+	}
+	switch {
+	case body.ActiveServices == body.TotalServices:
+		body.Status = "HEALTHY"
+	case body.ActiveServices == 0:
+		body.Status = "DOWN"
+	default:
+		body.Status = "DEGRADED"
+	}
+
+	// This replica's window plus every peer's: any replica describes the
+	// whole system.
+	totals := self.Totals
+	body.WS = wsStats{Clients: self.WSClients, Heartbeats: self.WSHeartbeats}
+	body.HasRealTraffic = self.HasRealTraffic
+	body.LoadBalancers = []lbRow{{Instance: a.instance, Status: online}}
+	for i, pr := range peerResults {
+		if pr.err == nil && pr.local.Instance == a.instance {
+			continue // ourselves, reached through the peers' DNS name
+		}
+		row := lbRow{Instance: pr.local.Instance, Status: online, URL: peerHosts[i].URL().String()}
+		if pr.err != nil {
+			row.Status, row.Instance = offline, peerHosts[i].URL().String()
+		} else {
+			totals.Add(pr.local.Totals)
+			body.WS.Clients += pr.local.WSClients
+			body.WS.Heartbeats += pr.local.WSHeartbeats
+			body.HasRealTraffic = body.HasRealTraffic || pr.local.HasRealTraffic
+		}
+		body.LoadBalancers = append(body.LoadBalancers, row)
+	}
+	sum := totals.Summary(windowSeconds)
+	body.RequestsPerSecond = sum.RequestsPerSecond
+	body.AvgResponseTimeMs = sum.AvgResponseTimeMs
+	body.P50ResponseTimeMs = sum.P50ResponseTimeMs
+	body.P95ResponseTimeMs = sum.P95ResponseTimeMs
+	body.P99ResponseTimeMs = sum.P99ResponseTimeMs
+	body.SuccessRate = sum.SuccessRatePercent
+	body.TotalRequests = sum.Requests
+
+	b, err := json.Marshal(body)
+	if err != nil { // cannot happen with these types; keep the endpoint alive anyway
+		a.logger.Error("encode /stats", "err", err)
+		return []byte(`{"status":"DOWN"}`)
+	}
+	return append(b, '\n')
+}
+
+func ms(d time.Duration) float64 {
+	return float64(d.Microseconds()) / 1000
+}
+
+func (a *aggregator) get(ctx context.Context, url string, v any) (time.Duration, error) {
+	start := time.Now()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return time.Since(start), err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		return time.Since(start), fmt.Errorf("status %d", resp.StatusCode)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(v); err != nil {
+		return time.Since(start), fmt.Errorf("decode: %w", err)
+	}
+	return time.Since(start), nil
+}
+
+func (a *aggregator) fetchInstance(ctx context.Context, url string) fetched {
+	f := fetched{url: url}
+	f.latency, f.err = a.get(ctx, url, &f.stats)
+	if f.err == nil && f.stats.Status != "" && f.stats.Status != online {
+		f.err = fmt.Errorf("reports %s", f.stats.Status)
+	}
+	if f.err != nil {
+		f.err = shortErr(f.err)
+	}
+	return f
+}
+
+type peerFetched struct {
+	local local
+	err   error
+}
+
+func (a *aggregator) fetchPeer(ctx context.Context, url string) peerFetched {
+	var p peerFetched
+	_, p.err = a.get(ctx, url, &p.local)
+	return p
+}
+
+// shortErr names the failure class without the URL the row already shows.
+func shortErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case isTimeoutErr(err):
+		return fmt.Errorf("timeout after %s", statsTimeout)
+	case isRefused(err):
+		return fmt.Errorf("connection refused")
+	}
+	return err
+}
+
+// serveLocal answers GET /stats/local: this replica's raw, mergeable totals.
+func (a *aggregator) serveLocal(w http.ResponseWriter, _ *http.Request) {
+	l := a.traffic.local(time.Now())
+	l.Instance = a.instance
+	l.Fanouts = a.fanouts.Load()
+	w.Header().Set("Cache-Control", "no-store")
+	apierr.WriteJSON(w, http.StatusOK, l)
+}
+
+func isTimeoutErr(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+func isRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }

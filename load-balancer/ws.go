@@ -1,0 +1,207 @@
+package main
+
+import (
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"titanium/platform/apierr"
+)
+
+// wsConfig are the heartbeat socket's limits and deadlines; the defaults are
+// those of gorilla's chat example (pong wait 60 s, ping period 9/10 of it,
+// write wait 10 s).
+type wsConfig struct {
+	allowed          map[string]bool // normalised scheme://host[:port]
+	pongWait         time.Duration
+	pingPeriod       time.Duration
+	writeWait        time.Duration
+	readLimit        int64
+	handshakeTimeout time.Duration
+}
+
+// hub serves GET /api/ws-heartbeat and owns every heartbeat connection: one
+// reader (the handler goroutine) and one writer goroutine per connection,
+// both ending when the connection does.
+type hub struct {
+	cfg      wsConfig
+	traffic  *traffic
+	logger   *slog.Logger
+	upgrader websocket.Upgrader
+
+	mu      sync.Mutex
+	conns   map[*wsConn]struct{}
+	closing bool
+	wg      sync.WaitGroup
+}
+
+type wsConn struct {
+	c        *websocket.Conn
+	send     chan []byte
+	done     chan struct{} // closed by the reader when it stops
+	shutdown chan struct{} // closed by the hub on server shutdown
+}
+
+func newHub(cfg wsConfig, t *traffic, logger *slog.Logger) *hub {
+	h := &hub{cfg: cfg, traffic: t, logger: logger, conns: map[*wsConn]struct{}{}}
+	h.upgrader = websocket.Upgrader{
+		HandshakeTimeout: cfg.handshakeTimeout,
+		ReadBufferSize:   1024,
+		WriteBufferSize:  1024,
+		CheckOrigin:      h.checkOrigin,
+		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+			code := apierr.CodeBadRequest
+			if status == http.StatusForbidden {
+				code = apierr.CodeForbidden
+			}
+			apierr.WriteJSON(w, status, &apierr.Error{Code: code, Message: reason.Error()})
+		},
+	}
+	return h
+}
+
+// checkOrigin allows requests without Origin (not a browser, so no
+// cross-site risk), the configured origins, and same-origin requests (Origin
+// host equal to the Host the browser asked for). Never "return true": that
+// would let any web page drive the socket (PITFALLS: gorilla/websocket).
+func (h *hub) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if h.cfg.allowed[strings.ToLower(u.Scheme+"://"+u.Host)] {
+		return true
+	}
+	return strings.EqualFold(u.Host, r.Host)
+}
+
+func (h *hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c, err := h.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		h.logger.DebugContext(r.Context(), "websocket upgrade refused", "err", err)
+		return // the upgrader has answered
+	}
+	wc := &wsConn{c: c, send: make(chan []byte, 4), done: make(chan struct{}), shutdown: make(chan struct{})}
+	h.mu.Lock()
+	if h.closing {
+		h.mu.Unlock()
+		_ = c.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(h.cfg.writeWait))
+		_ = c.Close()
+		return
+	}
+	h.conns[wc] = struct{}{}
+	h.wg.Add(2)
+	h.mu.Unlock()
+	h.traffic.wsClients.Add(1)
+	h.traffic.wsActivity(time.Now())
+	go h.write(wc)
+	h.read(wc)
+}
+
+// read is the connection's only reader: "hb" messages and pongs mark
+// activity and push the read deadline; a silent peer misses it and is dropped.
+func (h *hub) read(wc *wsConn) {
+	defer func() {
+		close(wc.done)
+		h.mu.Lock()
+		delete(h.conns, wc)
+		h.mu.Unlock()
+		h.traffic.wsClients.Add(-1)
+		h.wg.Done()
+	}()
+	c := wc.c
+	// Over the limit gorilla answers with close 1009 and ReadMessage fails.
+	c.SetReadLimit(h.cfg.readLimit)
+	_ = c.SetReadDeadline(time.Now().Add(h.cfg.pongWait))
+	c.SetPongHandler(func(string) error {
+		now := time.Now()
+		h.traffic.wsActivity(now)
+		return c.SetReadDeadline(now.Add(h.cfg.pongWait))
+	})
+	for {
+		mt, msg, err := c.ReadMessage()
+		if err != nil {
+			return
+		}
+		if mt != websocket.TextMessage || strings.TrimSpace(string(msg)) != "hb" {
+			continue
+		}
+		now := time.Now()
+		h.traffic.heartbeat(now)
+		_ = c.SetReadDeadline(now.Add(h.cfg.pongWait))
+		ack := strconv.AppendInt([]byte(`{"type":"ack","ts":`), now.UnixMilli(), 10)
+		select {
+		case wc.send <- append(ack, '}'):
+		default: // the writer is stuck; the write deadline will end it
+		}
+	}
+}
+
+// write is the connection's only writer: acks, pings, and the close frame
+// on shutdown. It closes the connection when it ends, which ends the reader.
+func (h *hub) write(wc *wsConn) {
+	tick := time.NewTicker(h.cfg.pingPeriod)
+	defer func() {
+		tick.Stop()
+		_ = wc.c.Close()
+		h.wg.Done()
+	}()
+	c := wc.c
+	for {
+		select {
+		case msg := <-wc.send:
+			_ = c.SetWriteDeadline(time.Now().Add(h.cfg.writeWait))
+			if err := c.WriteMessage(websocket.TextMessage, msg); err != nil {
+				return
+			}
+		case <-tick.C:
+			_ = c.SetWriteDeadline(time.Now().Add(h.cfg.writeWait))
+			if err := c.WriteMessage(websocket.PingMessage, nil); err != nil {
+				return
+			}
+		case <-wc.shutdown:
+			_ = c.WriteControl(websocket.CloseMessage,
+				websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(h.cfg.writeWait))
+			return
+		case <-wc.done:
+			return
+		}
+	}
+}
+
+// shutdown sends every connection a close frame (1001 going away). It runs
+// from http.Server.RegisterOnShutdown: Shutdown does not wait for hijacked
+// connections, so this is how they learn.
+func (h *hub) shutdown() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing {
+		return
+	}
+	h.closing = true
+	for wc := range h.conns {
+		close(wc.shutdown)
+	}
+}
+
+// wait waits up to d for every connection's goroutines to end.
+func (h *hub) wait(d time.Duration) {
+	done := make(chan struct{})
+	go func() { h.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		h.logger.Warn("websocket connections still open after shutdown wait", "wait", d)
+	}
+}

@@ -1,0 +1,257 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"titanium/platform/apierr"
+)
+
+// ProxyOptions configure NewProxy. Zero values take the seed's defaults.
+type ProxyOptions struct {
+	// ResponseHeaderTimeout bounds the wait for an upstream's headers (default 2 s).
+	ResponseHeaderTimeout time.Duration
+	// DialTimeout bounds a connect (default 1 s).
+	DialTimeout time.Duration
+	// IdleConnTimeout closes idle upstream connections (default 30 s).
+	IdleConnTimeout time.Duration
+	// ExpectContinueTimeout is the wait for a 100-continue (default 1 s).
+	ExpectContinueTimeout time.Duration
+	// MaxIdleConnsPerHost sizes the keep-alive pool per instance (default
+	// 256). Go's default of 2 makes a proxy under load open and close
+	// connections until ports run out in TIME_WAIT (caddy#938).
+	MaxIdleConnsPerHost int
+	// Forward sets the forwarding headers of the outbound request
+	// (default EdgeForwarding).
+	Forward func(*httputil.ProxyRequest)
+	// Retry retries an idempotent request without a body once on another
+	// instance when it could not connect.
+	Retry bool
+	// Logger receives upstream errors (default: discard).
+	Logger *slog.Logger
+}
+
+// NewProxy returns a reverse proxy to pool's instances. It refuses h2c
+// upgrades, answers upstream failures with JSON (502 dead, 504 slow, 499
+// client gone), feeds passive health, and with Retry retries a request that
+// could not connect once on another instance.
+func NewProxy(pool *Pool, o ProxyOptions) http.Handler {
+	if o.ResponseHeaderTimeout <= 0 {
+		o.ResponseHeaderTimeout = 2 * time.Second
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = time.Second
+	}
+	if o.IdleConnTimeout <= 0 {
+		o.IdleConnTimeout = 30 * time.Second
+	}
+	if o.ExpectContinueTimeout <= 0 {
+		o.ExpectContinueTimeout = time.Second
+	}
+	if o.MaxIdleConnsPerHost <= 0 {
+		o.MaxIdleConnsPerHost = 256
+	}
+	if o.Forward == nil {
+		o.Forward = EdgeForwarding
+	}
+	if o.Logger == nil {
+		o.Logger = pool.opts.Logger
+	}
+	base := &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConnsPerHost:   o.MaxIdleConnsPerHost,
+		IdleConnTimeout:       o.IdleConnTimeout,
+		ResponseHeaderTimeout: o.ResponseHeaderTimeout,
+		ExpectContinueTimeout: o.ExpectContinueTimeout,
+		// Pass encodings through untouched: decompressing is the client's job.
+		DisableCompression: true,
+	}
+	p := &proxy{pool: pool, logger: o.Logger}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			// The instance is chosen in the transport, per attempt; the
+			// path and query go through unchanged and so does Host.
+			o.Forward(pr)
+		},
+		Transport:    &poolTransport{pool: pool, base: base, retry: o.Retry},
+		BufferPool:   bufferPool{},
+		ErrorHandler: p.fail,
+		ErrorLog:     slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug),
+	}
+	return p
+}
+
+type proxy struct {
+	pool   *Pool
+	rp     *httputil.ReverseProxy
+	logger *slog.Logger
+}
+
+func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// An h2c upgrade would let the client speak HTTP/2 straight to the
+	// upstream past our request handling (golang/go#80416).
+	if up := r.Header["Upgrade"]; len(up) > 0 && hasToken(up, "h2c") {
+		apierr.WriteCode(w, apierr.CodeBadRequest, "h2c upgrade is not supported")
+		return
+	}
+	p.rp.ServeHTTP(w, r)
+}
+
+func hasToken(values []string, token string) bool {
+	for _, v := range values {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+var errNoInstance = errors.New("no instance configured")
+
+// fail is the ReverseProxy ErrorHandler.
+func (p *proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case r.Context().Err() != nil && errors.Is(err, context.Canceled):
+		// The client went away: not the upstream's fault (golang/go#20071).
+		p.logger.DebugContext(r.Context(), "client closed request", "upstream", p.pool.name, "path", r.URL.Path)
+		apierr.WriteCode(w, apierr.CodeClientClosed, "client closed request")
+	case isTimeout(err):
+		p.logger.WarnContext(r.Context(), "upstream timed out", "upstream", p.pool.name, "path", r.URL.Path, "err", err)
+		apierr.WriteCode(w, apierr.CodeGatewayTimeout, p.pool.name+" did not answer in time")
+	default:
+		p.logger.WarnContext(r.Context(), "upstream unavailable", "upstream", p.pool.name, "path", r.URL.Path, "err", err)
+		apierr.WriteCode(w, apierr.CodeBadGateway, p.pool.name+" is unavailable")
+	}
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() && !isDialError(err)
+}
+
+// isDialError reports whether err happened before the request reached the
+// upstream: only then is a retry safe whatever the method.
+func isDialError(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "dial"
+}
+
+// poolTransport picks the instance for each attempt and feeds passive health.
+type poolTransport struct {
+	pool  *Pool
+	base  *http.Transport
+	retry bool
+}
+
+func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	h := t.pool.Select(req)
+	if h == nil {
+		return nil, errNoInstance
+	}
+	resp, err := t.try(h, req)
+	if err != nil && t.retry && isDialError(err) && retryable(req) && req.Context().Err() == nil {
+		if other := t.pool.SelectOther(req, h); other != nil {
+			resp, err = t.try(other, req)
+		}
+	}
+	return resp, err
+}
+
+// retryable: idempotent methods without a body. A POST is never replayed.
+func retryable(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return req.Body == nil || req.Body == http.NoBody
+	}
+	return false
+}
+
+func (t *poolTransport) try(h *Host, req *http.Request) (*http.Response, error) {
+	// The outbound request belongs to this proxy call alone (ReverseProxy
+	// cloned it), so pointing it at the instance in place saves a clone.
+	req.URL.Scheme, req.URL.Host = h.url.Scheme, h.url.Host
+	h.inflight.Add(1)
+	resp, err := t.base.RoundTrip(req)
+	h.inflight.Add(-1)
+	switch {
+	case err != nil:
+		if req.Context().Err() == nil { // a client that left says nothing about h
+			t.pool.Fail(h, isDialError(err), err.Error())
+		}
+	case resp.StatusCode == http.StatusBadGateway, resp.StatusCode == http.StatusServiceUnavailable,
+		resp.StatusCode == http.StatusGatewayTimeout:
+		// Only these mean "this instance is in trouble"; counting every 500
+		// would let one bad URL eject every instance.
+		t.pool.Fail(h, false, resp.Status)
+	default:
+		t.pool.Succeed(h)
+	}
+	return resp, err
+}
+
+const copyBufferSize = 32 << 10
+
+// bufferPool reuses the proxy's copy buffers. It stores array pointers so
+// that Put does not allocate.
+type bufferPool struct{}
+
+var copyBuffers = sync.Pool{New: func() any { return new([copyBufferSize]byte) }}
+
+func (bufferPool) Get() []byte { return copyBuffers.Get().(*[copyBufferSize]byte)[:] }
+
+func (bufferPool) Put(b []byte) {
+	if cap(b) >= copyBufferSize {
+		copyBuffers.Put((*[copyBufferSize]byte)(b[:copyBufferSize]))
+	}
+}
+
+// EdgeForwarding is for the public entry point: whatever the client sent in
+// X-Forwarded-* and X-Real-IP is discarded (Rewrite already strips
+// X-Forwarded-*), and the peer address becomes the client address.
+func EdgeForwarding(pr *httputil.ProxyRequest) {
+	pr.Out.Header.Del("X-Real-Ip")
+	pr.SetXForwarded()
+	if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
+		pr.Out.Header["X-Real-Ip"] = []string{ip}
+	}
+}
+
+// TrustedForwarding keeps the forwarding headers of a trusted peer (our own
+// load balancer) and appends the peer to X-Forwarded-For; from any other
+// peer it behaves as EdgeForwarding.
+func TrustedForwarding(trusted func(netip.Addr) bool) func(*httputil.ProxyRequest) {
+	return func(pr *httputil.ProxyRequest) {
+		host, _, err := net.SplitHostPort(pr.In.RemoteAddr)
+		peer, perr := netip.ParseAddr(host)
+		if err != nil || perr != nil || !trusted(peer.Unmap()) {
+			EdgeForwarding(pr)
+			return
+		}
+		in := pr.In.Header
+		if xff := in["X-Forwarded-For"]; len(xff) > 0 {
+			pr.Out.Header["X-Forwarded-For"] = xff
+		}
+		pr.SetXForwarded()
+		for _, k := range []string{"X-Forwarded-Host", "X-Forwarded-Proto"} {
+			if v := in[k]; len(v) > 0 {
+				pr.Out.Header[k] = v
+			}
+		}
+		if len(in["X-Real-Ip"]) == 0 {
+			pr.Out.Header["X-Real-Ip"] = []string{host}
+		}
+	}
+}
