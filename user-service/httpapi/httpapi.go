@@ -1,0 +1,242 @@
+// Package httpapi is user-service's HTTP interface: JSON in and out, one
+// function mapping domain errors to statuses, bearer-token checks for
+// changes, and the internal authenticate call auth-service uses.
+package httpapi
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"titanium/platform/apierr"
+	"titanium/platform/jwtauth"
+	"titanium/user-service/users"
+)
+
+// maxBody caps request bodies: the largest valid one is well under 1 KiB.
+const maxBody = 64 << 10
+
+// List page sizes.
+const (
+	defaultLimit = 20
+	maxLimit     = 100
+)
+
+// Router is where handlers are registered (a *service.Server or *http.ServeMux).
+type Router interface {
+	Handle(pattern string, h http.Handler)
+}
+
+// Handler serves the user API.
+type Handler struct {
+	users  *users.Service
+	jwt    jwtauth.Config
+	logger *slog.Logger
+}
+
+// New returns the handlers over svc; jwt verifies bearer tokens on changes.
+func New(svc *users.Service, jwt jwtauth.Config, logger *slog.Logger) *Handler {
+	return &Handler{users: svc, jwt: jwt, logger: logger}
+}
+
+// Routes registers every route on r.
+func (h *Handler) Routes(r Router) {
+	r.Handle("POST /api/users", http.HandlerFunc(h.register))
+	r.Handle("GET /api/users", http.HandlerFunc(h.list))
+	r.Handle("GET /api/users/{id}", http.HandlerFunc(h.get))
+	r.Handle("GET /api/users/by-username/{username}", http.HandlerFunc(h.getByUsername))
+	r.Handle("PATCH /api/users/{id}", http.HandlerFunc(h.update))
+	// Internal: the gateway does not route /internal/*; only auth-service calls it.
+	r.Handle("POST /internal/authenticate", http.HandlerFunc(h.authenticate))
+}
+
+// writeError is the one place where domain errors become HTTP answers.
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var ve *users.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		err = apierr.Invalid(ve.Field, "%s", ve.Message)
+	case errors.Is(err, users.ErrNotFound):
+		err = apierr.Errorf(apierr.CodeNotFound, "user not found")
+	case errors.Is(err, users.ErrUsernameTaken):
+		err = &apierr.Error{Code: apierr.CodeConflict, Message: "username is already taken", Field: "username"}
+	case errors.Is(err, users.ErrEmailTaken):
+		err = &apierr.Error{Code: apierr.CodeConflict, Message: "email is already registered", Field: "email"}
+	case errors.Is(err, users.ErrBadCredentials):
+		err = apierr.Errorf(apierr.CodeUnauthorized, "invalid username or password")
+	case errors.Is(err, bcrypt.ErrPasswordTooLong):
+		err = apierr.Invalid("password", "password must be at most %d bytes", users.MaxPasswordBytes)
+	case errors.Is(err, users.ErrOverloaded), errors.Is(err, context.DeadlineExceeded):
+		w.Header().Set("Retry-After", "1")
+		err = apierr.Errorf(apierr.CodeUnavailable, "server busy, retry shortly")
+	}
+	apierr.Write(w, r, h.logger, err)
+}
+
+type registerRequest struct {
+	Username string `json:"username"`
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+func (h *Handler) register(w http.ResponseWriter, r *http.Request) {
+	var req registerRequest
+	if err := apierr.DecodeJSON(w, r, maxBody, &req); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	u, err := h.users.Register(r.Context(), req.Username, req.Email, req.Password)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/api/users/"+strconv.FormatInt(u.ID, 10))
+	apierr.WriteJSON(w, http.StatusCreated, u)
+}
+
+type listResponse struct {
+	Items      []users.User `json:"items"`
+	NextCursor string       `json:"next_cursor"`
+}
+
+// Cursors are opaque to clients: the last id of the page, base64url.
+func encodeCursor(id int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(id, 10)))
+}
+
+func decodeCursor(s string) (int64, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) > 20 {
+		return 0, false
+	}
+	id, err := strconv.ParseInt(string(b), 10, 64)
+	return id, err == nil && id > 0
+}
+
+func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit := defaultLimit
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			h.writeError(w, r, apierr.Invalid("limit", "limit must be a positive integer (at most %d)", maxLimit))
+			return
+		}
+		limit = min(n, maxLimit)
+	}
+	var after int64
+	if s := q.Get("cursor"); s != "" {
+		id, ok := decodeCursor(s)
+		if !ok {
+			h.writeError(w, r, apierr.Invalid("cursor", "cursor is not one this service issued"))
+			return
+		}
+		after = id
+	}
+	items, next, err := h.users.List(r.Context(), after, limit)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	resp := listResponse{Items: items}
+	if next > 0 {
+		resp.NextCursor = encodeCursor(next)
+	}
+	apierr.WriteJSON(w, http.StatusOK, resp)
+}
+
+// pathID parses the {id} path segment; a non-numeric id is a 404 (no such
+// resource), not a validation error.
+func pathID(r *http.Request) (int64, bool) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	return id, err == nil && id > 0
+}
+
+func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(r)
+	if !ok {
+		h.writeError(w, r, users.ErrNotFound)
+		return
+	}
+	u, err := h.users.Get(r.Context(), id)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	apierr.WriteJSON(w, http.StatusOK, u)
+}
+
+func (h *Handler) getByUsername(w http.ResponseWriter, r *http.Request) {
+	u, err := h.users.GetByUsername(r.Context(), r.PathValue("username"))
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	apierr.WriteJSON(w, http.StatusOK, u)
+}
+
+type updateRequest struct {
+	Email    *string `json:"email"`
+	Password *string `json:"password"`
+}
+
+func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(r)
+	if !ok {
+		h.writeError(w, r, users.ErrNotFound)
+		return
+	}
+	claims, err := h.jwt.Authenticate(r)
+	if err != nil {
+		if !errors.Is(err, jwtauth.ErrNoToken) {
+			h.logger.DebugContext(r.Context(), "rejected token", "err", err)
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="titanium"`)
+		h.writeError(w, r, apierr.Errorf(apierr.CodeUnauthorized, "a valid bearer token is required"))
+		return
+	}
+	if claims.UserID != id {
+		h.writeError(w, r, apierr.Errorf(apierr.CodeForbidden, "you may only change your own account"))
+		return
+	}
+	var req updateRequest
+	if err := apierr.DecodeJSON(w, r, maxBody, &req); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	u, err := h.users.Update(r.Context(), id, req.Email, req.Password)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	apierr.WriteJSON(w, http.StatusOK, u)
+}
+
+type authenticateRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+type authenticateResponse struct {
+	ID       int64  `json:"id"`
+	Username string `json:"username"`
+}
+
+func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) {
+	var req authenticateRequest
+	if err := apierr.DecodeJSON(w, r, maxBody, &req); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	u, err := h.users.Authenticate(r.Context(), req.Username, req.Password)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	apierr.WriteJSON(w, http.StatusOK, authenticateResponse{ID: u.ID, Username: u.Username})
+}
