@@ -29,7 +29,7 @@ func (rr *RoundRobin) Select(hosts []*Host, _ *http.Request) *Host {
 	if n == 0 {
 		return nil
 	}
-	start := rr.next.Add(1)
+	start := rr.next.Add(1) - 1
 	for i := uint64(0); i < n; i++ {
 		if h := hosts[(start+i)%n]; h.Available() {
 			return h

@@ -1,0 +1,230 @@
+package upstream
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// deadURL is an address where nothing listens: connects are refused.
+func deadURL(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "http://" + addr
+}
+
+func serve(t *testing.T, pool *Pool, o ProxyOptions) *httptest.Server {
+	t.Helper()
+	front := httptest.NewServer(NewProxy(pool, o))
+	t.Cleanup(front.Close)
+	return front
+}
+
+func call(t *testing.T, method, url string, body io.Reader, hdr ...string) (int, map[string]any, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&m)
+	return resp.StatusCode, m, resp.Header
+}
+
+func TestProxyRetriesOnlyIdempotentRequestsThatCouldNotConnect(t *testing.T) {
+	var hits atomic.Int64
+	live := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		_, _ = io.WriteString(w, `{"ok":true}`)
+	}))
+	defer live.Close()
+	dead := deadURL(t)
+	for _, tc := range []struct {
+		method string
+		body   string
+		want   int
+	}{
+		{http.MethodGet, "", 200},
+		{http.MethodPost, `{"x":1}`, 502},
+	} {
+		t.Run(tc.method, func(t *testing.T) {
+			// Round robin starting on the dead host, so the first attempt
+			// always fails to connect.
+			pool, err := New("svc", []string{dead, live.URL}, Options{Selector: &RoundRobin{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			front := serve(t, pool, ProxyOptions{Retry: true})
+			var body io.Reader
+			if tc.body != "" {
+				body = strings.NewReader(tc.body)
+			}
+			before := hits.Load()
+			code, m, _ := call(t, tc.method, front.URL+"/x", body)
+			if code != tc.want {
+				t.Fatalf("got %d %v, want %d", code, m, tc.want)
+			}
+			if tc.want == 502 {
+				if m["code"] != "bad_gateway" {
+					t.Errorf("502 body: got %v, want JSON code bad_gateway", m)
+				}
+				if hits.Load() != before {
+					t.Error("a POST was replayed")
+				}
+			}
+			if !pool.Hosts()[0].Ejected() {
+				t.Error("the dead host was not ejected after a connect error")
+			}
+		})
+	}
+}
+
+func TestProxyTimeoutsAndClientCancel(t *testing.T) {
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer slow.Close()
+	defer close(release)
+	pool, err := New("slow-service", []string{slow.URL}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := serve(t, pool, ProxyOptions{ResponseHeaderTimeout: 300 * time.Millisecond})
+
+	start := time.Now()
+	code, m, _ := call(t, http.MethodGet, front.URL+"/x", nil)
+	if code != http.StatusGatewayTimeout || m["code"] != "gateway_timeout" {
+		t.Fatalf("slow upstream: got %d %v, want JSON 504", code, m)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("504 took %s", d)
+	}
+
+	// A client that goes away gets 499 and does not count against the host.
+	h := NewProxy(pool, ProxyOptions{ResponseHeaderTimeout: 5 * time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	req := httptest.NewRequest(http.MethodGet, "/x", nil).WithContext(ctx)
+	rec := httptest.NewRecorder()
+	time.AfterFunc(100*time.Millisecond, cancel)
+	pool.Hosts()[0].fails.Store(0)
+	h.ServeHTTP(rec, req)
+	if rec.Code != 499 {
+		t.Errorf("client cancel: got %d, want 499", rec.Code)
+	}
+	if n := pool.Hosts()[0].fails.Load(); n != 0 {
+		t.Errorf("client cancel counted %d failures against the host, want 0", n)
+	}
+}
+
+func TestProxyRefusesH2C(t *testing.T) {
+	var hits atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits.Add(1) }))
+	defer up.Close()
+	pool, _ := New("svc", []string{up.URL}, Options{})
+	front := serve(t, pool, ProxyOptions{})
+	code, m, _ := call(t, http.MethodGet, front.URL+"/", nil, "Upgrade", "h2c", "Connection", "Upgrade, HTTP2-Settings")
+	if code != 400 || m["code"] != "bad_request" || hits.Load() != 0 {
+		t.Fatalf("h2c: got %d %v (upstream hits %d), want JSON 400 and no upstream call", code, m, hits.Load())
+	}
+}
+
+func TestForwardingHeaders(t *testing.T) {
+	seen := make(chan http.Header, 1)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen <- r.Header.Clone() }))
+	defer up.Close()
+	pool, _ := New("svc", []string{up.URL}, Options{})
+	spoof := []string{"X-Forwarded-For", "6.6.6.6", "X-Real-Ip", "6.6.6.6", "X-Forwarded-Host", "evil"}
+
+	t.Run("edge discards what the client sent", func(t *testing.T) {
+		front := serve(t, pool, ProxyOptions{Forward: EdgeForwarding})
+		call(t, http.MethodGet, front.URL+"/", nil, spoof...)
+		h := <-seen
+		if got := h.Get("X-Forwarded-For"); got != "127.0.0.1" {
+			t.Errorf("X-Forwarded-For: got %q, want 127.0.0.1", got)
+		}
+		if got := h.Get("X-Real-Ip"); got != "127.0.0.1" {
+			t.Errorf("X-Real-Ip: got %q, want 127.0.0.1", got)
+		}
+		if got := h.Get("X-Forwarded-Host"); got == "evil" {
+			t.Error("X-Forwarded-Host from the client was kept")
+		}
+	})
+	t.Run("trusted peer keeps the chain", func(t *testing.T) {
+		loopback := func(a netip.Addr) bool { return a.IsLoopback() }
+		front := serve(t, pool, ProxyOptions{Forward: TrustedForwarding(loopback)})
+		call(t, http.MethodGet, front.URL+"/", nil, "X-Forwarded-For", "198.51.100.7", "X-Real-Ip", "198.51.100.7", "X-Forwarded-Host", "titanium.example")
+		h := <-seen
+		if got := h.Get("X-Forwarded-For"); got != "198.51.100.7, 127.0.0.1" {
+			t.Errorf("X-Forwarded-For: got %q, want the client then the LB", got)
+		}
+		if got := h.Get("X-Real-Ip"); got != "198.51.100.7" {
+			t.Errorf("X-Real-Ip: got %q", got)
+		}
+		if got := h.Get("X-Forwarded-Host"); got != "titanium.example" {
+			t.Errorf("X-Forwarded-Host: got %q", got)
+		}
+	})
+	t.Run("untrusted peer is the client", func(t *testing.T) {
+		never := func(netip.Addr) bool { return false }
+		front := serve(t, pool, ProxyOptions{Forward: TrustedForwarding(never)})
+		call(t, http.MethodGet, front.URL+"/", nil, spoof...)
+		h := <-seen
+		if got := h.Get("X-Forwarded-For"); got != "127.0.0.1" {
+			t.Errorf("X-Forwarded-For: got %q, want the peer only", got)
+		}
+		if got := h.Get("X-Real-Ip"); got != "127.0.0.1" {
+			t.Errorf("X-Real-Ip: got %q", got)
+		}
+	})
+}
+
+func TestPassiveHealthCountsOnly502To504(t *testing.T) {
+	var status atomic.Int64
+	status.Store(500)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(int(status.Load())) }))
+	defer up.Close()
+	other := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer other.Close()
+	pool, _ := New("svc", []string{up.URL, other.URL}, Options{Selector: &RoundRobin{}, MaxFails: 2})
+	front := serve(t, pool, ProxyOptions{})
+	bad := pool.Hosts()[0]
+	for range 10 {
+		call(t, http.MethodGet, front.URL+"/", nil)
+	}
+	if bad.Ejected() {
+		t.Fatal("plain 500s ejected the host; only 502/503/504 may")
+	}
+	status.Store(503)
+	for range 6 {
+		call(t, http.MethodGet, front.URL+"/", nil)
+	}
+	if !bad.Ejected() {
+		t.Fatal("consecutive 503s did not eject the host")
+	}
+}
