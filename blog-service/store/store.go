@@ -153,6 +153,14 @@ func (s *Store) Get(ctx context.Context, id int64) (Post, error) {
 	return p, nil
 }
 
+// The list queries walk the rowid B-tree backwards from the top or from
+// the cursor: no sort, no OFFSET, so a page reads limit+1 rows whatever the
+// table size (TestListQueriesUseTheRowidOrder checks the plan).
+const (
+	listFirstQuery = `SELECT ` + postColumns + ` FROM posts ORDER BY id DESC LIMIT ?`
+	listAfterQuery = `SELECT ` + postColumns + ` FROM posts WHERE id < ? ORDER BY id DESC LIMIT ?`
+)
+
 // List returns up to limit posts, newest first, with ids below before
 // (before <= 0 starts at the newest). more reports whether older posts
 // remain. Posts created during a walk have higher ids than any cursor, so a
@@ -165,11 +173,9 @@ func (s *Store) List(ctx context.Context, before int64, limit int) (posts []Post
 	var rows *sql.Rows
 	// One extra row tells whether there is a next page without a COUNT.
 	if before > 0 {
-		rows, err = s.db.Read.QueryContext(ctx,
-			`SELECT `+postColumns+` FROM posts WHERE id < ? ORDER BY id DESC LIMIT ?`, before, limit+1)
+		rows, err = s.db.Read.QueryContext(ctx, listAfterQuery, before, limit+1)
 	} else {
-		rows, err = s.db.Read.QueryContext(ctx,
-			`SELECT `+postColumns+` FROM posts ORDER BY id DESC LIMIT ?`, limit+1)
+		rows, err = s.db.Read.QueryContext(ctx, listFirstQuery, limit+1)
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("list posts: %w", err)

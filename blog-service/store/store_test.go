@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -289,5 +290,42 @@ func TestClosedStoreFailsPing(t *testing.T) {
 	s.Close()
 	if err := s.Ping(context.Background()); err == nil {
 		t.Error("ping on a closed store succeeded")
+	}
+}
+
+// TestListQueriesUseTheRowidOrder checks the query plans: pages come
+// straight off the primary key in order (a range search from the cursor),
+// never from a sort of the whole table, so page cost does not grow with it.
+func TestListQueriesUseTheRowidOrder(t *testing.T) {
+	s, _ := openTest(t)
+	tests := []struct {
+		name, query string
+		args        []any
+		want        string
+	}{
+		{"first page", listFirstQuery, []any{21}, "SCAN posts"},
+		{"after a cursor", listAfterQuery, []any{1000, 21}, "USING INTEGER PRIMARY KEY (rowid<?)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rows, err := s.db.Read.Query("EXPLAIN QUERY PLAN "+tt.query, tt.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			var plan []string
+			for rows.Next() {
+				var id, parent, notused int
+				var detail string
+				if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+					t.Fatal(err)
+				}
+				plan = append(plan, detail)
+			}
+			joined := strings.Join(plan, "; ")
+			if !strings.Contains(joined, tt.want) || strings.Contains(joined, "TEMP B-TREE") {
+				t.Errorf("plan: got %q, want %q and no TEMP B-TREE sort", joined, tt.want)
+			}
+		})
 	}
 }
