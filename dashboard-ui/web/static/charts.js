@@ -64,14 +64,20 @@ export class TrafficCharts {
 
   redraw(now) {
     const from = now - this.windowMs;
+    if (!this.firstAt) this.firstAt = now;
     for (const s of Object.values(this.series)) {
       let drop = 0;
       while (drop < s.length && s[drop].x < from) drop++;
       if (drop) s.splice(0, drop);
     }
     if (!this.available) return;
+    // The axis grows from one minute to the full window as history builds
+    // up, so that the first minutes are not squeezed against the right edge.
+    const span = Math.min(this.windowMs, Math.max(60 * 1000, now - this.firstAt));
+    const step = span <= 2 * 60 * 1000 ? 15 * 1000 : 60 * 1000;
     for (const chart of [this.rpsChart, this.latencyChart]) {
-      chart.options.scales.x.min = from;
+      chart.options.scales.x.min = now - span;
+      chart.options.scales.x.ticks.stepSize = step;
       chart.options.scales.x.max = now;
       chart.update('none');
     }
@@ -131,7 +137,7 @@ export class TrafficCharts {
         scales: {
           x: {
             type: 'linear',
-            ticks: { callback: (v) => hhmm(v), stepSize: 60 * 1000, maxRotation: 0, autoSkipPadding: 16, font: { size: 11 } },
+            ticks: { callback: (v, _i, ticks) => (ticks.length > 1 && ticks[1].value - ticks[0].value < 60000 ? hhmmss(v) : hhmm(v)), stepSize: 60 * 1000, maxRotation: 0, autoSkipPadding: 16, font: { size: 11 } },
             grid: { display: false },
             border: {},
           },

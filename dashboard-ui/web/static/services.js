@@ -62,7 +62,8 @@ export function renderServices(tbody, summaryEl, stats, serverNow) {
 
 function latency(v, status) {
   const n = num(v);
-  if (n === null || (status === 'OFFLINE' && n === 0)) return '—';
+  // An offline target's latency is that of a failed call: not a figure to show.
+  if (n === null || status === 'OFFLINE') return '—';
   return `${ms(n)} ms`;
 }
 
