@@ -119,3 +119,59 @@ func TestProxyAndStats(t *testing.T) {
 		t.Errorf("LB /healthz: got %d", r.Status)
 	}
 }
+
+// local is the part of /stats/local the tests read.
+type local struct {
+	Instance string `json:"instance"`
+	Fanouts  uint64 `json:"fanouts"`
+	Totals   struct {
+		Requests uint64 `json:"requests"`
+	} `json:"totals"`
+	WSClients int64 `json:"ws_clients"`
+}
+
+func getLocal(t *testing.T, base string) local {
+	t.Helper()
+	var l local
+	r := httpc.Do(t, http.MethodGet, base+"/stats/local", nil)
+	if r.Status != 200 {
+		t.Fatalf("/stats/local: got %d", r.Status)
+	}
+	r.JSON(t, &l)
+	return l
+}
+
+// TestTrafficAccounting: only counted /api/* requests move the window.
+func TestTrafficAccounting(t *testing.T) {
+	s := stacktest.Start(t, stacktest.WithEnv("load-balancer", "LB_STATS_CACHE", "1ms"))
+	lb := s.LB()
+	count := func() uint64 { return getStats(t, lb).TotalRequests }
+
+	if got := count(); got != 0 {
+		t.Fatalf("start: got %d counted, want 0", got)
+	}
+	for range 5 {
+		httpc.Do(t, http.MethodHead, lb+"/api/health", nil)
+		httpc.Do(t, http.MethodGet, lb+"/api/health", nil, "X-Heartbeat", "true")
+		httpc.Do(t, http.MethodGet, lb+"/", nil)       // dashboard: not API traffic
+		httpc.Do(t, http.MethodGet, lb+"/healthz", nil) // the LB's own endpoint
+	}
+	if got := count(); got != 0 {
+		t.Fatalf("after HEAD, X-Heartbeat, / and /healthz: got %d counted, want 0", got)
+	}
+	if st := getStats(t, lb); st.HasRealTraffic {
+		t.Fatal("has_real_traffic true with only excluded requests")
+	}
+	for range 3 {
+		httpc.Do(t, http.MethodGet, lb+"/api/health", nil, "X-Heartbeat", "false")
+	}
+	r := httpc.Do(t, http.MethodGet, lb+"/api/no-such-route", nil) // a 404 is counted, and a success
+	if r.Status != 404 {
+		t.Fatalf("unknown API route via LB: got %d, want 404", r.Status)
+	}
+	st := getStats(t, lb)
+	if st.TotalRequests != 4 || !st.HasRealTraffic || st.SuccessRate != 100 || st.RequestsPerSecond <= 0 {
+		t.Fatalf("after 4 counted requests: got total=%d real=%v success=%v rps=%v, want 4 true 100 >0",
+			st.TotalRequests, st.HasRealTraffic, st.SuccessRate, st.RequestsPerSecond)
+	}
+}

@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"titanium/platform/apierr"
@@ -33,7 +35,8 @@ type ProxyOptions struct {
 	// (default EdgeForwarding).
 	Forward func(*httputil.ProxyRequest)
 	// Retry retries an idempotent request without a body once on another
-	// instance when it could not connect.
+	// instance when it could not connect or the connection broke before any
+	// response (the instance died under it).
 	Retry bool
 	// Logger receives upstream errors (default: discard).
 	Logger *slog.Logger
@@ -41,8 +44,9 @@ type ProxyOptions struct {
 
 // NewProxy returns a reverse proxy to pool's instances. It refuses h2c
 // upgrades, answers upstream failures with JSON (502 dead, 504 slow, 499
-// client gone), feeds passive health, and with Retry retries a request that
-// could not connect once on another instance.
+// client gone), feeds passive health, and with Retry retries an idempotent
+// request without a body once on another instance when it could not connect
+// or its connection broke before any answer. A POST is never replayed.
 func NewProxy(pool *Pool, o ProxyOptions) http.Handler {
 	if o.ResponseHeaderTimeout <= 0 {
 		o.ResponseHeaderTimeout = 2 * time.Second
@@ -149,6 +153,16 @@ func isDialError(err error) bool {
 	return errors.As(err, &oe) && oe.Op == "dial"
 }
 
+// isConnLost reports whether the connection broke before any response came
+// back (the instance died under the request). Retrying that is safe only for
+// idempotent requests (RFC 9110 section 9.2.2), which is all retryable lets
+// through; a timeout is not retried: the instance is slow, and a retry would
+// double both the load and the wait.
+func isConnLost(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
 // poolTransport picks the instance for each attempt and feeds passive health.
 type poolTransport struct {
 	pool  *Pool
@@ -162,7 +176,7 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, errNoInstance
 	}
 	resp, err := t.try(h, req)
-	if err != nil && t.retry && isDialError(err) && retryable(req) && req.Context().Err() == nil {
+	if err != nil && t.retry && retryable(req) && (isDialError(err) || isConnLost(err)) && req.Context().Err() == nil {
 		if other := t.pool.SelectOther(req, h); other != nil {
 			resp, err = t.try(other, req)
 		}
