@@ -153,7 +153,7 @@ func TestTrafficAccounting(t *testing.T) {
 	for range 5 {
 		httpc.Do(t, http.MethodHead, lb+"/api/health", nil)
 		httpc.Do(t, http.MethodGet, lb+"/api/health", nil, "X-Heartbeat", "true")
-		httpc.Do(t, http.MethodGet, lb+"/", nil)       // dashboard: not API traffic
+		httpc.Do(t, http.MethodGet, lb+"/", nil)        // dashboard: not API traffic
 		httpc.Do(t, http.MethodGet, lb+"/healthz", nil) // the LB's own endpoint
 	}
 	if got := count(); got != 0 {
