@@ -1,0 +1,45 @@
+// Package backend is the trivial HTTP server the proxy comparisons put
+// behind the load balancer and behind nginx: it answers every request with
+// the same small JSON body at once, so what is measured is the proxy.
+package backend
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+var body = []byte(`{"status":"ok","service":"bench-backend"}` + "\n")
+
+// Handler answers every request 200 with a fixed JSON body.
+func Handler() http.Handler {
+	n := strconv.Itoa(len(body))
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		h := w.Header()
+		h["Content-Type"] = []string{"application/json"}
+		h["Content-Length"] = []string{n}
+		_, _ = w.Write(body)
+	})
+}
+
+// Serve listens on addr (a 127.0.0.1 address) and serves until ctx ends.
+func Serve(ctx context.Context, addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: Handler(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

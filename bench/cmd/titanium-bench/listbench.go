@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"time"
+)
+
+var listBenchRE = regexp.MustCompile(`(?m)^BenchmarkListPosts/rows=(\d+)(?:-\d+)?\s+\d+\s+([0-9.]+) ns/op`)
+
+// parseListBench reads ns/op by row count from `go test -bench` output.
+func parseListBench(out string) map[int]float64 {
+	res := map[int]float64{}
+	for _, m := range listBenchRE.FindAllStringSubmatch(out, -1) {
+		rows, _ := strconv.Atoi(m[1])
+		ns, _ := strconv.ParseFloat(m[2], 64)
+		res[rows] = ns
+	}
+	return res
+}
+
+// runB4: blog-service's own BenchmarkListPosts at 10^3 and 10^6 rows (a
+// page of the list, first and deep cursors alternating).
+func runB4(ctx context.Context, b *bench) error {
+	n := "2000x"
+	if b.quick {
+		n = "200x"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", "BenchmarkListPosts", "-benchtime", n, "titanium/blog-service/...")
+	cmd.Dir = b.root
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("go test -bench: %w\n%s", err, out)
+	}
+	res := parseListBench(string(out))
+	small, large := res[1000], res[1000000]
+	if small == 0 || large == 0 {
+		return fmt.Errorf("no BenchmarkListPosts/rows=1000 and rows=1000000 results in:\n%s", out)
+	}
+	b.logf("rows=1000: %.0f ns/op, rows=1000000: %.0f ns/op", small, large)
+	b.rep.Add("B4", "list page at 10^3 posts", small/1e3, "µs", "BenchmarkListPosts/rows=1000, -benchtime "+n)
+	b.rep.Add("B4", "list page at 10^6 posts", large/1e3, "µs", "BenchmarkListPosts/rows=1000000")
+	b.rep.AddTarget("B4", "list latency 10^6 / 10^3", large/small, "×", false, 1.5, "")
+	return nil
+}

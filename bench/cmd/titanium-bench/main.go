@@ -1,0 +1,218 @@
+// Command titanium-bench is `make bench`: it starts the stack (or a lone
+// load balancer, a trivial backend and nginx) from prebuilt binaries, drives
+// open-model load at fixed arrival rates, and prints a report of the
+// figures B1..B5 against their targets, also written as JSON to
+// bench/out/<timestamp>.json.
+//
+//	titanium-bench -bin bin                # everything (a few minutes)
+//	titanium-bench -bin bin -only B2,B3    # a subset
+//	titanium-bench -bin bin -quick         # a short smoke run of the same code
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"titanium/bench/backend"
+	"titanium/bench/report"
+	"titanium/devstack"
+)
+
+// config is what the flags set.
+type config struct {
+	root   string
+	bin    string
+	outDir string
+	only   []string
+	quick  bool
+	log    io.Writer // progress lines
+}
+
+// scenario is one of B1..B5. Scenarios that need the whole stack share one.
+type scenario struct {
+	id        string
+	title     string
+	needStack bool
+	run       func(ctx context.Context, b *bench) error
+}
+
+var scenarios = []scenario{
+	{"B1", "mixed load list:detail:create 16:3:1 through LB → gateway → blog", true, runB1},
+	{"B2", "LB hop vs nginx, same trivial backend", false, runB2},
+	{"B3", "LB traffic stats on vs off; LB RSS at 100 vs 10,000 RPS", false, runB3},
+	{"B4", "post list latency at 10^3 vs 10^6 rows", false, runB4},
+	{"B5", "/stats latency, shared fan-out, one service hung", true, runB5},
+}
+
+// bench is the state of one run, handed to every scenario.
+type bench struct {
+	config
+	rep   *report.Report
+	stack *devstack.Stack
+	tmp   string
+}
+
+// step scales a duration down in quick mode.
+func (b *bench) step(full, quick time.Duration) time.Duration {
+	if b.quick {
+		return quick
+	}
+	return full
+}
+
+func (b *bench) logf(format string, args ...any) {
+	fmt.Fprintf(b.log, "  "+format+"\n", args...)
+}
+
+func main() {
+	// The trivial backend runs as a child process of this same binary, so
+	// that its CPU is its own and not the load generator's.
+	if len(os.Args) > 2 && os.Args[1] == "backend" {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		if err := backend.Serve(ctx, os.Args[2]); err != nil {
+			fmt.Fprintln(os.Stderr, "backend:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "titanium-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("titanium-bench", flag.ContinueOnError)
+	bin := fs.String("bin", "bin", "directory with the built service binaries (make build)")
+	only := fs.String("only", "", "comma-separated scenarios to run, e.g. B1,B3 (default: all)")
+	quick := fs.Bool("quick", false, "short smoke run: few seconds per step, small rates")
+	out := fs.String("out", "", "directory for the JSON report (default <repo>/bench/out)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	root, err := devstack.FindRoot(".")
+	if err != nil {
+		return err
+	}
+	cfg := config{root: root, quick: *quick, log: stdout}
+	if cfg.bin, err = filepath.Abs(*bin); err != nil {
+		return err
+	}
+	cfg.outDir = *out
+	if cfg.outDir == "" {
+		cfg.outDir = filepath.Join(root, "bench", "out")
+	}
+	var selected []scenario
+	for _, id := range strings.Split(strings.ToUpper(*only), ",") {
+		id = strings.TrimSpace(id)
+		if id == "" {
+			continue
+		}
+		i := slices.IndexFunc(scenarios, func(s scenario) bool { return s.id == id })
+		if i < 0 {
+			return fmt.Errorf("-only: unknown scenario %q (have B1..B5)", id)
+		}
+		cfg.only = append(cfg.only, id)
+	}
+	for _, s := range scenarios {
+		if len(cfg.only) == 0 || slices.Contains(cfg.only, s.id) {
+			selected = append(selected, s)
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return runScenarios(ctx, cfg, selected, stdout)
+}
+
+func runScenarios(ctx context.Context, cfg config, selected []scenario, stdout io.Writer) error {
+	start := time.Now()
+	tmp, err := os.MkdirTemp("", "titanium-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	b := &bench{config: cfg, rep: &report.Report{Env: report.Collect(cfg.root)}, tmp: tmp}
+	b.rep.Env.Tools["mode"] = map[bool]string{true: "quick", false: "full"}[cfg.quick]
+	for _, s := range selected {
+		if ctx.Err() != nil {
+			break
+		}
+		if s.needStack && b.stack == nil {
+			if err := b.startStack(ctx); err != nil {
+				b.rep.Skip(s.id, err.Error())
+				fmt.Fprintf(stdout, "%s skipped: %v\n", s.id, err)
+				continue
+			}
+		}
+		fmt.Fprintf(stdout, "%s: %s\n", s.id, s.title)
+		t0 := time.Now()
+		if err := s.run(ctx, b); err != nil {
+			b.rep.Skip(s.id, err.Error())
+			fmt.Fprintf(stdout, "%s failed: %v\n", s.id, err)
+		}
+		fmt.Fprintf(stdout, "  (%s took %.0f s)\n", s.id, time.Since(t0).Seconds())
+	}
+	if b.stack != nil {
+		b.stack.Stop(10 * time.Second)
+	}
+	b.rep.Elapsed = time.Since(start).Seconds()
+	fmt.Fprintln(stdout)
+	b.rep.WriteText(stdout)
+	if err := os.MkdirAll(cfg.outDir, 0o755); err != nil {
+		return err
+	}
+	path := filepath.Join(cfg.outDir, b.rep.Env.Time.Format("20060102-150405")+".json")
+	if err := b.rep.WriteJSON(path); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "report written to %s\n", path)
+	if ctx.Err() != nil {
+		return errors.New("interrupted")
+	}
+	return nil
+}
+
+// startStack starts the whole stack from the prebuilt binaries, logs in a
+// file under the run's temp dir.
+func (b *bench) startStack(ctx context.Context) error {
+	if _, err := os.Stat(filepath.Join(b.bin, "load-balancer")); err != nil {
+		return fmt.Errorf("no service binaries in %s (run make build): %w", b.bin, err)
+	}
+	logf, err := os.Create(filepath.Join(b.tmp, "stack.log"))
+	if err != nil {
+		return err
+	}
+	sctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	s, err := devstack.Start(sctx, devstack.Options{
+		Root: b.root, BinDir: b.bin, DataDir: filepath.Join(b.tmp, "data"), Redis: true, Log: logf,
+	})
+	if err != nil {
+		return fmt.Errorf("start stack: %w (log: %s)", err, tailFile(logf.Name(), 20))
+	}
+	b.stack = s
+	return nil
+}
+
+func tailFile(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,341 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"titanium/bench/loadgen"
+	"titanium/bench/report"
+)
+
+// client is for set-up calls and /stats probes; every call has a timeout.
+var client = &http.Client{Timeout: 10 * time.Second}
+
+// call sends a JSON request and decodes a JSON answer into out (may be nil).
+func call(ctx context.Context, method, url, auth string, in, out any) (int, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return 0, err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	if err != nil {
+		return 0, err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("%s %s: decode %d %q: %w", method, url, resp.StatusCode, data, err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+// loginUser registers a fresh user through the LB and returns its bearer
+// header.
+func loginUser(ctx context.Context, lb string) (string, error) {
+	name := fmt.Sprintf("bench%d", time.Now().UnixNano()%1e12)
+	pw := "Bench-password-1234"
+	code, err := call(ctx, http.MethodPost, lb+"/api/users", "", map[string]string{"username": name, "email": name + "@example.com", "password": pw}, nil)
+	if err != nil || code != http.StatusCreated {
+		return "", fmt.Errorf("register: %d %v", code, err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	code, err = call(ctx, http.MethodPost, lb+"/api/auth/login", "", map[string]string{"username": name, "password": pw}, &tok)
+	if err != nil || code != http.StatusOK || tok.AccessToken == "" {
+		return "", fmt.Errorf("login: %d %v", code, err)
+	}
+	return "Bearer " + tok.AccessToken, nil
+}
+
+// mixedKind names a request of the mixed load for the per-kind breakdown.
+func mixedKind(method, url string) string {
+	switch {
+	case method == http.MethodPost:
+		return "create"
+	case strings.Contains(url, "?"):
+		return "list"
+	default:
+		return "detail"
+	}
+}
+
+// runB1: the seed's mixed load at rising rates through the whole stack.
+func runB1(ctx context.Context, b *bench) error {
+	lb := b.stack.LB()
+	auth, err := loginUser(ctx, lb)
+	if err != nil {
+		return err
+	}
+	// Posts to read: 200, enough that details are not one cached row.
+	var ids []int64
+	for i := 0; i < 200; i++ {
+		var p struct {
+			ID int64 `json:"id"`
+		}
+		code, err := call(ctx, http.MethodPost, lb+"/api/posts", auth, map[string]string{"title": fmt.Sprintf("bench seed %d", i), "content": strings.Repeat("Seed post content. ", 10)}, &p)
+		if err != nil || code != http.StatusCreated {
+			return fmt.Errorf("seed post: %d %v", code, err)
+		}
+		ids = append(ids, p.ID)
+	}
+	listURL := lb + "/api/posts?limit=20"
+	createURL := lb + "/api/posts"
+	hdr := http.Header{"Authorization": {auth}, "Content-Type": {"application/json"}}
+	body := []byte(`{"title":"bench post","content":"Created by the mixed-load benchmark."}`)
+	tr := func(i uint64, t *vegeta.Target) {
+		switch n := i % 20; {
+		case n < 16:
+			loadgen.Get(t, listURL)
+		case n < 19:
+			loadgen.Get(t, fmt.Sprintf("%s/api/posts/%d", lb, ids[rand.IntN(len(ids))]))
+		default:
+			t.Method, t.URL, t.Body, t.Header = http.MethodPost, createURL, body, hdr
+		}
+	}
+	rates := []int{250, 500, 1000, 1500, 2000, 2500, 3000, 3500, 4000}
+	stepDur := 10 * time.Second
+	if b.quick {
+		rates, stepDur = []int{50, 100}, 2*time.Second
+	} else {
+		// Warm-up: connection pools and SQLite's page cache.
+		loadgen.Open(ctx, loadgen.Spec{Rate: 200, Duration: 3 * time.Second}, tr, nil)
+	}
+	const p99Limit = 50 * time.Millisecond
+	tbl := &report.Table{Title: "B1 steps (open model, list:detail:create = 16:3:1, via LB → gateway → blog-service)",
+		Columns: []string{"rate/s", "achieved/s", "sent", "errors", "p50 ms", "p95 ms", "p99 ms", "max ms", "list p99", "detail p99", "create p99", "held"}}
+	best := 0
+	var bestRes loadgen.Result
+	for _, rate := range rates {
+		if ctx.Err() != nil {
+			break
+		}
+		r := loadgen.Open(ctx, loadgen.Spec{Rate: rate, Duration: stepDur}, tr, mixedKind)
+		// Held: no error, p99 under the limit, and the generator really
+		// sent at the rate (a lagging generator would flatter the server).
+		held := r.Errors == 0 && r.P99 < p99Limit && r.Achieved >= 0.97*float64(rate)
+		kp99 := func(k string) string {
+			if s := r.ByName[k]; s != nil {
+				return fmt.Sprintf("%.1f", report.Ms(s.P99))
+			}
+			return "-"
+		}
+		verdict := "yes"
+		if !held {
+			verdict = "no"
+			if st := r.Status(); st != "" {
+				verdict += ": " + st
+			}
+		}
+		tbl.Rows = append(tbl.Rows, []string{fmt.Sprint(rate), fmt.Sprintf("%.0f", r.Achieved), fmt.Sprint(r.Sent), fmt.Sprint(r.Errors),
+			fmt.Sprintf("%.1f", report.Ms(r.P50)), fmt.Sprintf("%.1f", report.Ms(r.P95)), fmt.Sprintf("%.1f", report.Ms(r.P99)), fmt.Sprintf("%.0f", report.Ms(r.Max)),
+			kp99("list"), kp99("detail"), kp99("create"), verdict})
+		b.logf("%5d/s: achieved %.0f, errors %d, p50 %.1f ms, p99 %.1f ms, held %v %s", rate, r.Achieved, r.Errors, report.Ms(r.P50), report.Ms(r.P99), held, r.Status())
+		if !held {
+			break
+		}
+		best, bestRes = rate, r
+		// Let the write queue and the WAL settle between steps.
+		time.Sleep(time.Second)
+	}
+	b.rep.Detail("B1", tbl)
+	target := 2000.0
+	if b.quick {
+		target = 100
+	}
+	b.rep.AddTarget("B1", "highest rate held (0 errors, p99 < 50 ms)", float64(best), "req/s", true, target,
+		fmt.Sprintf("%.0fx the seed's 100 RPS; at it p50 %.1f / p95 %.1f / p99 %.1f ms", float64(best)/100, report.Ms(bestRes.P50), report.Ms(bestRes.P95), report.Ms(bestRes.P99)))
+	return nil
+}
+
+// lbStats is the part of the LB's /stats that B5 reads.
+type lbStats struct {
+	Status   string `json:"status"`
+	Services []struct {
+		Name   string `json:"name"`
+		Status string `json:"status"`
+	} `json:"services"`
+}
+
+func (s lbStats) service(name string) string {
+	for _, sv := range s.Services {
+		if sv.Name == name {
+			return sv.Status
+		}
+	}
+	return "missing"
+}
+
+// statsCalls counts GET /stats requests a service has served (from its
+// Prometheus counter): the LB's fan-outs reaching it.
+func statsCalls(ctx context.Context, base string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	total := 0.0
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "http_requests_total{") && strings.Contains(line, `route="GET /stats"`) {
+			var v float64
+			if _, err := fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v); err == nil {
+				total += v
+			}
+		}
+	}
+	return total, nil
+}
+
+// timeStats times one GET /stats on the LB.
+func timeStats(ctx context.Context, lb string) (time.Duration, lbStats, error) {
+	var st lbStats
+	t0 := time.Now()
+	code, err := call(ctx, http.MethodGet, lb+"/stats", "", nil, &st)
+	d := time.Since(t0)
+	if err == nil && code != http.StatusOK {
+		err = fmt.Errorf("/stats: HTTP %d", code)
+	}
+	return d, st, err
+}
+
+// runB5: /stats latency (back to back, and fresh fan-outs spaced past the
+// LB's answer cache), shared fan-out under concurrent callers, and /stats
+// with blog-service hung (SIGSTOP).
+func runB5(ctx context.Context, b *bench) error {
+	lb := b.stack.LB()
+	// Past the LB's /stats cache (LB_STATS_CACHE, 250 ms by default).
+	const fresh = 400 * time.Millisecond
+	n := 200
+	if b.quick {
+		n = 20
+	}
+	var lats []time.Duration
+	for i := 0; i < n; i++ {
+		d, _, err := timeStats(ctx, lb)
+		if err != nil {
+			return err
+		}
+		lats = append(lats, d)
+	}
+	slices.Sort(lats)
+	b.rep.Add("B5", "/stats p50, back to back", report.Ms(report.Percentile(lats, 50)), "ms", fmt.Sprintf("%d sequential calls; p99 %.2f ms", n, report.Ms(report.Percentile(lats, 99))))
+	nf := 10
+	if b.quick {
+		nf = 3
+	}
+	var fl []time.Duration
+	for i := 0; i < nf; i++ {
+		time.Sleep(fresh)
+		d, _, err := timeStats(ctx, lb)
+		if err != nil {
+			return err
+		}
+		fl = append(fl, d)
+	}
+	slices.Sort(fl)
+	b.rep.Add("B5", "/stats p50, fresh fan-out", report.Ms(report.Percentile(fl, 50)), "ms", fmt.Sprintf("%d calls %v apart; max %.2f ms", nf, fresh, report.Ms(fl[len(fl)-1])))
+
+	// Shared fan-out: N concurrent callers; count the /stats requests that
+	// reached one target (dashboard-ui) meanwhile.
+	const callers = 50
+	target := b.stack.URL("dashboard-ui")
+	time.Sleep(fresh)
+	c0, err := statsCalls(ctx, target)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, callers)
+	t0 := time.Now()
+	for i := 0; i < callers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, _, err := timeStats(ctx, lb); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	wall := time.Since(t0)
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	c1, err := statsCalls(ctx, target)
+	if err != nil {
+		return err
+	}
+	b.rep.AddTarget("B5", fmt.Sprintf("fan-outs for %d concurrent /stats callers", callers), c1-c0, "", false, 2,
+		fmt.Sprintf("GET /stats reaching dashboard-ui; all answered in %.1f ms", report.Ms(wall)))
+
+	// One service hung: SIGSTOP blog-service, always SIGCONT after.
+	blog := b.stack.Proc("blog-service")
+	if err := blog.Signal(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			_ = blog.Signal(syscall.SIGCONT)
+		}
+	}
+	defer resume()
+	time.Sleep(fresh)
+	d, st, err := timeStats(ctx, lb)
+	resume()
+	if err != nil {
+		return err
+	}
+	b.rep.AddTarget("B5", "/stats with blog-service hung", d.Seconds(), "s", false, 2.1,
+		fmt.Sprintf("blog-service reported %s, overall %s", st.service("blog-service"), st.Status))
+	// Back to normal before anything else runs on this stack.
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		time.Sleep(fresh)
+		if _, st, err := timeStats(ctx, lb); err == nil && st.service("blog-service") == "ONLINE" {
+			break
+		}
+	}
+	return nil
+}
