@@ -37,6 +37,9 @@ func TestTwoGatewaysSpreadAndSurviveAKill(t *testing.T) {
 			t.Fatalf("request %d: got %d", i, r.Status)
 		}
 	}
+	if _, on, total := getStats(t, lb).service("api-gateway"); on != 2 || total != 2 {
+		t.Fatalf("/stats api-gateway: got %d/%d instances online, want 2/2", on, total)
+	}
 	a, b := served(gws[0].URL), served(gws[1].URL)
 	if a < n/5 || b < n/5 {
 		t.Fatalf("spread: gateway-1 served %d, gateway-2 %d of %d; want each at least %d", a, b, n, n/5)
@@ -81,6 +84,10 @@ func TestTwoGatewaysSpreadAndSurviveAKill(t *testing.T) {
 	if f := failed.Load(); f != 0 {
 		t.Fatalf("%d of %d GETs failed after killing a gateway; first: %v", f, min(sent.Load(), total), firstErr.Load())
 	}
+	waitStats(t, lb, 3*time.Second, func(st stats) bool {
+		status, on, total := st.service("api-gateway")
+		return status == "ONLINE" && on == 1 && total == 2 && st.Status == "HEALTHY"
+	})
 }
 
 type statusErr struct {

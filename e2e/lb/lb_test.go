@@ -141,10 +141,13 @@ func getLocal(t *testing.T, base string) local {
 	return l
 }
 
-// TestTrafficAccounting: only counted /api/* requests move the window.
+// TestTrafficAccounting: only counted /api/* requests move the window, and
+// with two load-balancer replicas either one's /stats counts both.
 func TestTrafficAccounting(t *testing.T) {
-	s := stacktest.Start(t, stacktest.WithEnv("load-balancer", "LB_STATS_CACHE", "1ms"))
-	lb := s.LB()
+	s := stacktest.Start(t, stacktest.WithEnv("load-balancer", "LB_STATS_CACHE", "1ms"),
+		stacktest.WithReplicas("load-balancer", 2))
+	lbs := s.Instances("load-balancer")
+	lb, lb2 := lbs[0].URL, lbs[1].URL
 	count := func() uint64 { return getStats(t, lb).TotalRequests }
 
 	if got := count(); got != 0 {
@@ -163,15 +166,23 @@ func TestTrafficAccounting(t *testing.T) {
 		t.Fatal("has_real_traffic true with only excluded requests")
 	}
 	for range 3 {
-		httpc.Do(t, http.MethodGet, lb+"/api/health", nil, "X-Heartbeat", "false")
+		httpc.Do(t, http.MethodGet, lb2+"/api/health", nil, "X-Heartbeat", "false")
 	}
 	r := httpc.Do(t, http.MethodGet, lb+"/api/no-such-route", nil) // a 404 is counted, and a success
 	if r.Status != 404 {
 		t.Fatalf("unknown API route via LB: got %d, want 404", r.Status)
 	}
-	st := getStats(t, lb)
-	if st.TotalRequests != 4 || !st.HasRealTraffic || st.SuccessRate != 100 || st.RequestsPerSecond <= 0 {
-		t.Fatalf("after 4 counted requests: got total=%d real=%v success=%v rps=%v, want 4 true 100 >0",
-			st.TotalRequests, st.HasRealTraffic, st.SuccessRate, st.RequestsPerSecond)
+	for _, base := range []string{lb, lb2} {
+		st := getStats(t, base)
+		if st.TotalRequests != 4 || !st.HasRealTraffic || st.SuccessRate != 100 || st.RequestsPerSecond <= 0 {
+			t.Fatalf("%s after 4 counted requests over both replicas: got total=%d real=%v success=%v rps=%v, want 4 true 100 >0",
+				base, st.TotalRequests, st.HasRealTraffic, st.SuccessRate, st.RequestsPerSecond)
+		}
+		if len(st.LoadBalancers) != 2 || st.LoadBalancers[0].Status != "ONLINE" || st.LoadBalancers[1].Status != "ONLINE" {
+			t.Errorf("%s load_balancers: got %+v, want two ONLINE", base, st.LoadBalancers)
+		}
+	}
+	if l := getLocal(t, lb); l.Totals.Requests != 1 {
+		t.Errorf("replica 1's own window: got %d, want 1", l.Totals.Requests)
 	}
 }
