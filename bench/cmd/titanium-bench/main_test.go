@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"titanium/bench/backend"
+	"titanium/bench/report"
+	"titanium/devstack"
+)
+
+// TestMain lets the test binary play the trivial backend, as the real
+// binary does (startBackend re-executes os.Executable()).
+func TestMain(m *testing.M) {
+	if len(os.Args) > 2 && os.Args[1] == "backend" {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		if err := backend.Serve(ctx, os.Args[2]); err != nil {
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func TestParseListBench(t *testing.T) {
+	out := `goos: linux
+BenchmarkListPosts/rows=1000-2         	    2000	     41234 ns/op	    9000 B/op	     200 allocs/op
+BenchmarkListPosts/rows=1000000-2      	    2000	     52001.5 ns/op	    9000 B/op	     200 allocs/op
+PASS`
+	got := parseListBench(out)
+	if got[1000] != 41234 || got[1000000] != 52001.5 {
+		t.Errorf("got %v", got)
+	}
+}
+
+func TestOnlyRejectsUnknownScenario(t *testing.T) {
+	var buf bytes.Buffer
+	if err := run([]string{"-only", "B9"}, &buf); err == nil || !strings.Contains(err.Error(), "B9") {
+		t.Errorf("-only B9: got %v, want an error naming B9", err)
+	}
+}
+
+// TestQuickB2 is the smoke test of the tool: the real load-balancer binary,
+// nginx and wrk, one short round each, and a report with the figures.
+func TestQuickB2(t *testing.T) {
+	for _, tool := range []string{"wrk"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is not installed (apt-get install %s)", tool, tool)
+		}
+	}
+	root, err := devstack.FindRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin+"/", "./load-balancer")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build load-balancer: %v\n%s", err, out)
+	}
+	outDir := t.TempDir()
+	var buf bytes.Buffer
+	if err := run([]string{"-bin", bin, "-quick", "-only", "B2", "-out", outDir}, &buf); err != nil {
+		t.Fatalf("run: %v\n%s", err, buf.String())
+	}
+	t.Log(buf.String())
+	files, _ := filepath.Glob(filepath.Join(outDir, "*.json"))
+	if len(files) != 1 {
+		t.Fatalf("want one JSON report in %s, got %v", outDir, files)
+	}
+	data, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep report.Report
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Skipped) > 0 {
+		t.Fatalf("skipped: %v", rep.Skipped)
+	}
+	got := map[string]float64{}
+	for _, f := range rep.Figures {
+		got[f.Name] = f.Value
+	}
+	for _, name := range []string{"LB max throughput", "nginx max throughput", "LB / nginx throughput"} {
+		if got[name] <= 0 {
+			t.Errorf("figure %q: got %v, want > 0", name, got[name])
+		}
+	}
+	if !strings.Contains(buf.String(), "| B2") {
+		t.Errorf("no B2 row in the printed table")
+	}
+}
