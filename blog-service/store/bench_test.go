@@ -136,10 +136,14 @@ func fixtureOK(ctx context.Context, path string, rows int) bool {
 // no journal and no fsync (a throwaway file), in one transaction with one
 // prepared statement: ~10^6 rows in seconds rather than minutes.
 func buildFixture(ctx context.Context, path string, rows int) error {
-	tmp := path + ".building"
-	for _, f := range []string{tmp, tmp + "-wal", tmp + "-shm"} {
-		_ = os.Remove(f)
-	}
+	// A name of its own, so two benchmark runs building at once cannot
+	// write into the same file; the rename publishes a complete fixture.
+	tmp := fmt.Sprintf("%s.building-%d", path, os.Getpid())
+	defer func() {
+		for _, f := range []string{tmp, tmp + "-wal", tmp + "-shm", tmp + "-journal"} {
+			_ = os.Remove(f)
+		}
+	}()
 	s, err := Open(ctx, tmp, sqlitedb.SyncNormal)
 	if err != nil {
 		return err

@@ -35,7 +35,7 @@ func Handler() http.Handler {
 		if name == "" {
 			name = "index.html"
 		}
-		if _, err := fs.Stat(files, name); err != nil || name == "." {
+		if _, err := fs.Stat(files, name); err != nil {
 			apierr.WriteCode(w, apierr.CodeNotFound, "no such file")
 			return
 		}
