@@ -185,6 +185,8 @@ func b1Row(rate, attempt int, r loadgen.Result, held bool) []string {
 	if !held {
 		verdict = "no"
 		if st := r.Status(); st != "" {
+			// Codes only: the error samples are in the progress log.
+			st, _, _ = strings.Cut(st, " (")
 			verdict += ": " + st
 		}
 	}
