@@ -66,6 +66,8 @@ func newAggregator(instance string, services []*upstream.Pool, peers *upstream.P
 
 // statsBody is the /stats answer; the names are the contract (SPEC.md).
 type statsBody struct {
+	Service           string          `json:"service"`
+	Instance          string          `json:"instance"`
 	Status            string          `json:"status"`
 	Timestamp         string          `json:"timestamp"`
 	WindowSeconds     int             `json:"window_seconds"`
@@ -209,6 +211,8 @@ func (a *aggregator) collect() []byte {
 	now = time.Now()
 
 	body := statsBody{
+		Service:       "load-balancer",
+		Instance:      a.instance,
 		Timestamp:     now.UTC().Format(time.RFC3339Nano),
 		WindowSeconds: windowSeconds,
 		Database:      offlineStatus,
