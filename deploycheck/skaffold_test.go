@@ -2,8 +2,10 @@ package deploycheck
 
 import (
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"sigs.k8s.io/yaml"
@@ -23,7 +25,12 @@ type skaffoldConfig struct {
 	Deploy      map[string]any        `json:"deploy"`
 	PortForward []skaffoldPortForward `json:"portForward"`
 	Profiles    []struct {
-		Name        string                `json:"name"`
+		Name    string `json:"name"`
+		Patches []struct {
+			Op    string `json:"op"`
+			Path  string `json:"path"`
+			Value any    `json:"value"`
+		} `json:"patches,omitempty"`
 		Build       *skaffoldBuild        `json:"build,omitempty"`
 		Manifests   *skaffoldManifests    `json:"manifests,omitempty"`
 		PortForward []skaffoldPortForward `json:"portForward,omitempty"`
@@ -70,6 +77,33 @@ func loadSkaffold(t *testing.T) skaffoldConfig {
 		t.Fatalf("skaffold.yaml: %v", err)
 	}
 	return c
+}
+
+// jsonPathExists reports whether a JSON pointer (object keys only) names a
+// node of skaffold.yaml.
+func jsonPathExists(t *testing.T, pointer string) bool {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "skaffold.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var node any
+	if err := yaml.Unmarshal(b, &node); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range strings.Split(strings.Trim(pointer, "/"), "/") {
+		if key == "" {
+			continue
+		}
+		m, ok := node.(map[string]any)
+		if !ok {
+			return false
+		}
+		if node, ok = m[key]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // skaffoldArtifacts is the set of images skaffold builds.
@@ -131,6 +165,13 @@ func TestSkaffold(t *testing.T) {
 		t.Errorf("port-forwarded Service %s/%s:%d is not in the local overlay", want.Namespace, want.ResourceName, want.Port)
 	}
 	for _, p := range c.Profiles {
+		for _, patch := range p.Patches {
+			// A profile's JSON patch applies to this file: the parent of
+			// the patched path must exist, or skaffold refuses the profile.
+			if !jsonPathExists(t, path.Dir(patch.Path)) {
+				t.Errorf("profile %s patches %s, whose parent does not exist", p.Name, patch.Path)
+			}
+		}
 		if p.Manifests == nil {
 			continue
 		}
