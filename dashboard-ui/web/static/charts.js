@@ -23,6 +23,8 @@ export class TrafficCharts {
   constructor({ rps, latency, windowMs = 5 * 60 * 1000 }) {
     this.windowMs = windowMs;
     this.series = { rps: [], avg: [], p95: [], p99: [] };
+    this.firstAt = 0;
+    this.tickStep = 15 * 1000;
     this.available = typeof window.Chart === 'function';
     if (!this.available) {
       for (const canvas of [rps, latency]) {
@@ -74,10 +76,9 @@ export class TrafficCharts {
     // The axis grows from one minute to the full window as history builds
     // up, so that the first minutes are not squeezed against the right edge.
     const span = Math.min(this.windowMs, Math.max(60 * 1000, now - this.firstAt));
-    const step = span <= 2 * 60 * 1000 ? 15 * 1000 : 60 * 1000;
+    this.tickStep = span <= 2 * 60 * 1000 ? 15 * 1000 : 60 * 1000;
     for (const chart of [this.rpsChart, this.latencyChart]) {
       chart.options.scales.x.min = now - span;
-      chart.options.scales.x.ticks.stepSize = step;
       chart.options.scales.x.max = now;
       chart.update('none');
     }
@@ -137,7 +138,15 @@ export class TrafficCharts {
         scales: {
           x: {
             type: 'linear',
-            ticks: { callback: (v, _i, ticks) => (ticks.length > 1 && ticks[1].value - ticks[0].value < 60000 ? hhmmss(v) : hhmm(v)), stepSize: 60 * 1000, maxRotation: 0, autoSkipPadding: 16, font: { size: 11 } },
+            ticks: { callback: (v) => (this.tickStep < 60000 ? hhmmss(v) : hhmm(v)), maxRotation: 0, autoSkipPadding: 16, font: { size: 11 } },
+            // Ticks on round times (every 15 s or every minute), not at the
+            // window's edge.
+            afterBuildTicks: (axis) => {
+              const step = this.tickStep;
+              const ticks = [];
+              for (let v = Math.ceil(axis.min / step) * step; v <= axis.max; v += step) ticks.push({ value: v });
+              axis.ticks = ticks;
+            },
             grid: { display: false },
             border: {},
           },
