@@ -128,7 +128,7 @@ func TestCompose(t *testing.T) {
 	b, ok := p.Services["users-backup"]
 	if !ok || len(b.Profiles) == 0 || !slices.Contains(b.Entrypoint, "/usr/local/bin/users-backup") {
 		t.Errorf("users-backup: %+v, want an on-demand service running /usr/local/bin/users-backup", b)
-	} else if !slices.ContainsFunc(b.Volumes, func(v types.ServiceVolumeConfig) bool { return v.Target == "/data" && v.ReadOnly }) {
+	} else if checkArgs(t, "compose users-backup", b.Command, flagsOf(t, "user-service/cmd/users-backup")); !slices.ContainsFunc(b.Volumes, func(v types.ServiceVolumeConfig) bool { return v.Target == "/data" && v.ReadOnly }) {
 		t.Error("users-backup must mount the users volume read-only at /data")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -238,4 +239,73 @@ func defaultPort(t *testing.T, name string) int {
 		t.Fatalf("%s: no service.Start(..., \":port\") call found", path)
 	}
 	return port
+}
+
+// flagsOf returns the command-line flags the main package in dir defines
+// (flag.X("name", ...) and fs.XVar(&v, "name", ...) calls).
+func flagsOf(t *testing.T, dir string) map[string]bool {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(repoRoot(t), dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []*ast.File
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".go") || strings.HasSuffix(e.Name(), "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), filepath.Join(repoRoot(t), dir, e.Name()), nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	flags := map[string]bool{}
+	for _, f := range files {
+		ast.Inspect(f, func(n ast.Node) bool {
+			call, ok := n.(*ast.CallExpr)
+			if !ok {
+				return true
+			}
+			sel, ok := call.Fun.(*ast.SelectorExpr)
+			if !ok {
+				return true
+			}
+			idx := 0
+			if strings.HasSuffix(sel.Sel.Name, "Var") {
+				idx = 1
+			}
+			switch strings.TrimSuffix(sel.Sel.Name, "Var") {
+			case "String", "Int", "Int64", "Uint", "Bool", "Duration", "Float64":
+			default:
+				return true
+			}
+			if recv, ok := sel.X.(*ast.Ident); !ok || (recv.Name != "fs" && recv.Name != "flag") || len(call.Args) <= idx {
+				return true
+			}
+			if lit, ok := call.Args[idx].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+				name, _ := strconv.Unquote(lit.Value)
+				flags[name] = true
+			}
+			return true
+		})
+	}
+	if len(flags) == 0 {
+		t.Fatalf("%s: no flags found", dir)
+	}
+	return flags
+}
+
+// checkArgs fails on any -flag=value or -flag argument the tool does not define.
+func checkArgs(t *testing.T, where string, args []string, flags map[string]bool) {
+	t.Helper()
+	for _, a := range args {
+		if !strings.HasPrefix(a, "-") {
+			continue
+		}
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !flags[name] {
+			t.Errorf("%s: argument %q: the tool has no flag %q", where, a, name)
+		}
+	}
 }

@@ -271,6 +271,7 @@ func TestBackupCronJob(t *testing.T) {
 			if !slices.Equal(c.Command, []string{"/usr/local/bin/users-backup"}) {
 				t.Errorf("command %v, want /usr/local/bin/users-backup", c.Command)
 			}
+			checkArgs(t, "CronJob "+cj.Name, c.Args, flagsOf(t, "user-service/cmd/users-backup"))
 			args := strings.Join(c.Args, " ")
 			for _, want := range []string{"-source=/data/users.db", "-dir=/backup"} {
 				if !strings.Contains(args, want) {
