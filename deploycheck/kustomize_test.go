@@ -134,7 +134,7 @@ func overlays(t *testing.T) []string {
 	return out
 }
 
-// prefixOf is the overlay's name prefix, read from a known Deployment name.
+// prefix is the overlay's name prefix, read from a known Deployment name.
 func (r *rendered) prefix(t *testing.T) string {
 	t.Helper()
 	for name := range r.deployments {
@@ -591,8 +591,9 @@ func TestK8sEnvAndPortsMatchCode(t *testing.T) {
 				if got := defaultPort(t, s.Name); got != s.Port {
 					t.Errorf("%s: the code's default port is %d, want %d", s.Name, got, s.Port)
 				}
-				if c.Env[slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "INSTANCE_ID" })].ValueFrom.FieldRef.FieldPath != "metadata.name" {
-					t.Errorf("%s: INSTANCE_ID must come from the pod name", d.Name)
+				if i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "INSTANCE_ID" }); i < 0 ||
+					c.Env[i].ValueFrom == nil || c.Env[i].ValueFrom.FieldRef == nil || c.Env[i].ValueFrom.FieldRef.FieldPath != "metadata.name" {
+					t.Errorf("%s: INSTANCE_ID must come from the pod name (downward API)", d.Name)
 				}
 				if s.DataDir != "" {
 					checkDataMount(t, d, s, env)
