@@ -83,6 +83,7 @@ stop_proc() {
   wait "$pid" 2>/dev/null || true
 }
 
+# shellcheck disable=SC2317 # invoked by the EXIT trap
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
@@ -454,12 +455,12 @@ verify_broken() {
     fi
     out=$work/broken.out
     stage="server-side dry run"
-    if k apply -n "$broken_ns" --dry-run=server -f "$f" >"$out" 2>&1; then
+    if k apply -n "$broken_ns" --dry-run=server -f "$name" >"$out" 2>&1; then
       stage="real create"
-      if k apply -n "$broken_ns" -f "$f" >"$out" 2>&1; then
+      if k apply -n "$broken_ns" -f "$name" >"$out" 2>&1; then
         indent "$out"
         fail "$name: ACCEPTED by the server, but it must be rejected ($expect)"
-        k delete -n "$broken_ns" -f "$f" --ignore-not-found >/dev/null 2>&1 || true
+        k delete -n "$broken_ns" -f "$name" --ignore-not-found >/dev/null 2>&1 || true
         continue
       fi
     fi
@@ -493,6 +494,7 @@ main() {
   local overlays=() d
   mapfile -t overlays < <(overlay_dirs)
   [[ ${#overlays[@]} -gt 0 ]] || die "no overlays with a kustomization in k8s-manifests/overlays/"
+  cd "$root" # relative file names in kubectl's messages
 
   step "tools: etcd, jq, openssl, curl"
   ensure_packages
@@ -528,4 +530,6 @@ main() {
   echo "k8s-verify: all ${#overlays[@]} overlay(s) valid on a real API server, $broken_count broken manifest(s) rejected, in $(secs "$run_start")"
 }
 
-main "$@"
+# On one line: bash reads a script as it runs, so an edit to this file during
+# a run cannot make it execute anything after main.
+main "$@"; exit
