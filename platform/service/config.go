@@ -25,6 +25,9 @@ type Config struct {
 	ReadHeaderTimeout time.Duration
 	WriteTimeout      time.Duration
 	IdleTimeout       time.Duration
+	// PprofAddr, when set (PPROF_ADDR, e.g. 127.0.0.1:6060), serves
+	// net/http/pprof on its own listener, never on the service's port.
+	PprofAddr string
 	// MaxHeaderBytes caps request headers; larger ones get 431.
 	MaxHeaderBytes int
 }
@@ -35,6 +38,7 @@ func LoadConfig(env *envconfig.Reader, defaultAddr string) Config {
 		Addr:              env.String("LISTEN_ADDR", defaultAddr),
 		ShutdownDelay:     env.Duration("SHUTDOWN_DELAY", 0),
 		ShutdownTimeout:   env.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
+		PprofAddr:         env.String("PPROF_ADDR", ""),
 		ReadHeaderTimeout: 2 * time.Second,
 		WriteTimeout:      10 * time.Second,
 		IdleTimeout:       60 * time.Second,

@@ -189,3 +189,35 @@ type responseRecorder struct {
 func (r *responseRecorder) Header() http.Header         { return r.header }
 func (r *responseRecorder) Write(b []byte) (int, error) { return len(b), nil }
 func (r *responseRecorder) WriteHeader(c int)           { r.code = c }
+
+func TestPprofServesOnItsOwnListenerOnly(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pprofAddr := ln.Addr().String()
+	ln.Close()
+	s := newTestServer(t, map[string]string{"PPROF_ADDR": pprofAddr})
+	if err := s.Open(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	defer func() { cancel(); <-done }()
+	var code int
+	for i := 0; i < 50; i++ { // the pprof listener starts with Serve
+		if resp, err := (&http.Client{Timeout: time.Second}).Get("http://" + pprofAddr + "/debug/pprof/"); err == nil {
+			code = resp.StatusCode
+			resp.Body.Close()
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code != http.StatusOK {
+		t.Fatalf("pprof index: got %d, want 200", code)
+	}
+	if c, _ := get(t, "http://"+s.Addr()+"/debug/pprof/"); c != http.StatusNotFound {
+		t.Errorf("pprof on the service port: got %d, want 404", c)
+	}
+}
