@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,18 +24,64 @@ type recorder struct {
 	http.ResponseWriter
 	status  int
 	written int64
+	// replaced is set when a plain-text http.Error answer was turned into
+	// our JSON error; the original text body is then dropped.
+	replaced bool
 }
 
 func (rec *recorder) WriteHeader(code int) {
 	if rec.status == 0 {
 		rec.status = code
+		if code >= 400 && isPlainHTTPError(rec.Header()) {
+			rec.replaced = true
+			rec.Header().Del("Content-Length")
+			apierr.WriteJSON(rec.ResponseWriter, code, &apierr.Error{Code: codeForStatus(code), Message: strings.ToLower(http.StatusText(code))})
+			return
+		}
 	}
 	rec.ResponseWriter.WriteHeader(code)
+}
+
+// isPlainHTTPError recognizes the headers http.Error sets: that is how
+// net/http itself answers (ServeMux's 404 and 405, MaxBytesReader...), and
+// every error we send must be JSON.
+func isPlainHTTPError(h http.Header) bool {
+	return h.Get("Content-Type") == "text/plain; charset=utf-8" && h.Get("X-Content-Type-Options") == "nosniff"
+}
+
+func codeForStatus(status int) string {
+	switch status {
+	case http.StatusNotFound:
+		return apierr.CodeNotFound
+	case http.StatusMethodNotAllowed:
+		return apierr.CodeMethodNotAllowed
+	case http.StatusRequestEntityTooLarge:
+		return apierr.CodePayloadTooLarge
+	case http.StatusUnauthorized:
+		return apierr.CodeUnauthorized
+	case http.StatusForbidden:
+		return apierr.CodeForbidden
+	case http.StatusTooManyRequests:
+		return apierr.CodeRateLimited
+	case http.StatusBadGateway:
+		return apierr.CodeBadGateway
+	case http.StatusServiceUnavailable:
+		return apierr.CodeUnavailable
+	case http.StatusGatewayTimeout:
+		return apierr.CodeGatewayTimeout
+	}
+	if status >= 500 {
+		return apierr.CodeInternal
+	}
+	return apierr.CodeBadRequest
 }
 
 func (rec *recorder) Write(b []byte) (int, error) {
 	if rec.status == 0 {
 		rec.status = http.StatusOK
+	}
+	if rec.replaced {
+		return len(b), nil
 	}
 	n, err := rec.ResponseWriter.Write(b)
 	rec.written += int64(n)

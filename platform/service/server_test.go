@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -219,5 +220,36 @@ func TestPprofServesOnItsOwnListenerOnly(t *testing.T) {
 	}
 	if c, _ := get(t, "http://"+s.Addr()+"/debug/pprof/"); c != http.StatusNotFound {
 		t.Errorf("pprof on the service port: got %d, want 404", c)
+	}
+}
+
+// TestNetHTTPErrorsBecomeJSON: the mux's own 404 and 405 (and any
+// http.Error) reach clients as our JSON errors, with Allow kept.
+func TestNetHTTPErrorsBecomeJSON(t *testing.T) {
+	s := newTestServer(t, map[string]string{})
+	s.HandleFunc("GET /things", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "[]") })
+	s.HandleFunc("GET /plain", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "teapot trouble", http.StatusConflict) })
+	h := s.Handler()
+	for _, tt := range []struct {
+		method, path string
+		want         int
+		wantCode     string
+	}{
+		{"GET", "/nothing-here", 404, "not_found"},
+		{"DELETE", "/things", 405, "method_not_allowed"},
+		{"GET", "/plain", 409, "bad_request"},
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(tt.method, tt.path, nil))
+		var body map[string]string
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != tt.want || body["code"] != tt.wantCode {
+			t.Errorf("%s %s: got %d %q (%v), want %d JSON code %s", tt.method, tt.path, rec.Code, rec.Body, err, tt.want, tt.wantCode)
+		}
+		if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+			t.Errorf("%s %s: content type %q", tt.method, tt.path, ct)
+		}
+		if tt.want == 405 && rec.Header().Get("Allow") == "" {
+			t.Errorf("405 lost its Allow header")
+		}
 	}
 }
