@@ -231,7 +231,7 @@ build_tools() {
     ok "cached in $cache"
     return 0
   fi
-  note "building kube-apiserver and kubectl $K8S_VERSION (cold: ~10 min on 2 cores), log: $cache/build.log"
+  note "building kube-apiserver and kubectl $K8S_VERSION (cold: ~13 min on 2 cores, ~3 GB of Go caches), log: $cache/build.log"
   tmp=$(mktemp -d "$cache/.build.XXXXXX")
   if ! (cd "$tools_mod" && GOWORK=off GOFLAGS="-mod=mod -buildvcs=false" \
     go build -trimpath -ldflags "$ldflags" -o "$tmp/" \
