@@ -79,7 +79,7 @@ func r7BadInput(t *testing.T, p profile, rep *report) {
 		{"alg none token", "POST", "/api/posts", `{"title":"t","content":"c"}`, []string{"Authorization", "Bearer eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhZG1pbiIsImV4cCI6NDEwMjQ0NDgwMH0."}, 401, 401},
 		{"dots token", "GET", "/api/auth/verify", nil, []string{"Authorization", "Bearer " + strings.Repeat(".", 30000)}, 400, 431},
 		{"huge header", "GET", "/api/posts", nil, []string{"X-Big", strings.Repeat("b", 200<<10)}, 431, 431},
-		{"internal route via gateway", "POST", "/api/users/../../internal/authenticate", `{"username":"a","password":"b"}`, nil, 300, 404},
+		{"internal route via gateway", "POST", "/api/users/../../internal/authenticate", `{"username":"a","password":"b"}`, nil, 300, 405},
 		{"sql in query", "GET", "/api/posts?limit=1%20OR%201=1", nil, nil, 400, 400},
 		{"h2c upgrade", "GET", "/api/health", nil, []string{"Connection", "Upgrade, HTTP2-Settings", "Upgrade", "h2c", "HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA"}, 200, 400},
 	}
@@ -250,7 +250,8 @@ func r8BruteForce(t *testing.T, p profile, rep *report) {
 }
 
 func r9WebSocketAbuse(t *testing.T, p profile, rep *report) {
-	s := stacktest.Start(t, stacktest.WithEnv("load-balancer", "WS_PONG_WAIT", p.wsPongWait.String()))
+	s := stacktest.Start(t, stacktest.WithEnv("load-balancer", "WS_PONG_WAIT", p.wsPongWait.String()),
+		stacktest.WithEnv("load-balancer", "WS_PING_PERIOD", (p.wsPongWait*9/10).String()))
 	lb := s.Proc("load-balancer")
 	wsURL := "ws" + strings.TrimPrefix(s.LB(), "http") + "/api/ws-heartbeat"
 	origin := s.LB()
@@ -262,7 +263,7 @@ func r9WebSocketAbuse(t *testing.T, p profile, rep *report) {
 	// 200 well-behaved clients: connect, heartbeat, get an answer.
 	var conns []*websocket.Conn
 	var mu sync.Mutex
-	var wg sync.WaitGroup
+	var wg, readers sync.WaitGroup
 	for i := 0; i < p.r9Clients; i++ {
 		wg.Add(1)
 		go func() {
@@ -283,6 +284,17 @@ func r9WebSocketAbuse(t *testing.T, p profile, rep *report) {
 				failures++
 			}
 			conns = append(conns, c)
+			// A live client keeps reading: that is what answers pings.
+			readers.Add(1)
+			go func() {
+				defer readers.Done()
+				_ = c.SetReadDeadline(time.Time{})
+				for {
+					if _, _, err := c.ReadMessage(); err != nil {
+						return
+					}
+				}
+			}()
 		}()
 	}
 	wg.Wait()
@@ -327,6 +339,7 @@ func r9WebSocketAbuse(t *testing.T, p profile, rep *report) {
 	// Silent peers (never read, so never answer pings) are dropped within
 	// the pong deadline.
 	var silent []*websocket.Conn
+	silentDialed := time.Now()
 	for i := 0; i < 10; i++ {
 		c, _, err := dialer.Dial(wsURL, hdr(origin))
 		sent++
@@ -336,22 +349,33 @@ func r9WebSocketAbuse(t *testing.T, p profile, rep *report) {
 		}
 		silent = append(silent, c)
 	}
-	for _, c := range conns {
-		c.Close()
-	}
 	wsClients := func() float64 {
 		ws, _ := lbStats(t, s)["ws"].(map[string]any)
 		n, _ := ws["clients"].(float64)
 		return n
 	}
-	dropped := waitFor(t, p.wsPongWait+5*time.Second, "silent peers dropped", func() bool { return wsClients() == 0 })
+	// /stats may answer from its 250 ms cache: poll rather than read once.
+	waitFor(t, 3*time.Second, "every open WebSocket counted in /stats", func() bool {
+		return wsClients() == float64(len(conns)+len(silent))
+	})
+	for _, c := range conns {
+		c.Close()
+	}
+	readers.Wait()
+	waitFor(t, 5*time.Second, "well-behaved clients gone", func() bool { return wsClients() <= float64(len(silent)) })
+	silentSince := time.Now()
+	waitFor(t, p.wsPongWait+5*time.Second, "silent peers dropped", func() bool { return wsClients() == 0 })
+	dropped := time.Since(silentSince)
+	if d := time.Since(silentDialed); d > p.wsPongWait+1500*time.Millisecond {
+		t.Errorf("silent peers dropped %s after they connected, want within the pong wait %s (+1.5 s)", d, p.wsPongWait)
+	}
 	for _, c := range silent {
 		c.Close()
 	}
 	settled := waitFor(t, 10*time.Second, "LB goroutines back to baseline", func() bool { return goroutines(t, lb) <= baseline+5 })
 	rep.add(t, row{Scenario: "R9 websocket abuse", Load: fmt.Sprintf("%d heartbeat clients", p.r9Clients),
 		Fault: "3 bad origins, 10 oversize frames, 10 silent peers", Sent: sent, Failures: failures,
-		Detail: fmt.Sprintf("403 / 1009 as expected; silent peers dropped %s after the clients left (pong wait %s); goroutines at baseline after %s",
+		Detail: fmt.Sprintf("403 / 1009 as expected; silent peers dropped %s after they went quiet (pong wait %s); goroutines at baseline after %s",
 			dropped.Round(time.Millisecond), p.wsPongWait, settled.Round(time.Millisecond))})
 }
 

@@ -25,9 +25,6 @@ import (
 )
 
 func TestReliability(t *testing.T) {
-	if os.Getenv("RELIABILITY") == "" {
-		t.Skip("pending: set RELIABILITY=ci or RELIABILITY=full")
-	}
 	p := currentProfile()
 	rep := &report{}
 	t.Cleanup(func() { rep.print(os.Stdout, p) })
@@ -166,7 +163,7 @@ func runLoad(ctx context.Context, plan loadgen.Plan) <-chan *loadgen.Result {
 func fastHealth() []stacktest.Option {
 	return []stacktest.Option{
 		stacktest.WithEnv("load-balancer", "LB_HEALTH_INTERVAL", "250ms"),
-		stacktest.WithEnv("api-gateway", "UPSTREAM_HEALTH_INTERVAL", "250ms"),
+		stacktest.WithEnv("api-gateway", "GATEWAY_HEALTH_INTERVAL", "250ms"),
 		stacktest.WithEnv("api-gateway", "SHUTDOWN_DELAY", "1s"),
 		stacktest.WithEnv("auth-service", "SHUTDOWN_DELAY", "1s"),
 	}
@@ -229,12 +226,12 @@ func r2Crash(t *testing.T, p profile, rep *report) {
 	victim.Kill()
 	killedAt := time.Now()
 	ejected := waitFor(t, 5*time.Second, "the crashed gateway reported OFFLINE", func() bool {
-		return instanceStatus(lbStats(t, s), "api-gateway", victim.Name) == "OFFLINE"
+		return instanceStatus(lbStats(t, s), "api-gateway", victim.URL) == "OFFLINE"
 	})
 	time.Sleep(max(0, p.restartWindow-time.Since(killedAt)))
 	restart(t, victim)
 	readmitted := waitFor(t, 10*time.Second, "the restarted gateway back ONLINE", func() bool {
-		return instanceStatus(lbStats(t, s), "api-gateway", victim.Name) == "ONLINE"
+		return instanceStatus(lbStats(t, s), "api-gateway", victim.URL) == "ONLINE"
 	})
 	res := <-done
 	// Re-admission means real traffic again, not just a green row.
@@ -263,8 +260,9 @@ func r2Crash(t *testing.T, p profile, rep *report) {
 			ejected.Round(time.Millisecond), readmitted.Round(time.Millisecond), okCreates, created, failedCreates)})
 }
 
-// instanceStatus finds an instance row of a service in the LB's /stats.
-func instanceStatus(stats map[string]any, service, instance string) string {
+// instanceStatus finds an instance row of a service in the LB's /stats by
+// the instance's base URL.
+func instanceStatus(stats map[string]any, service, baseURL string) string {
 	list, _ := stats["services"].([]any)
 	for _, item := range list {
 		m, _ := item.(map[string]any)
@@ -274,7 +272,7 @@ func instanceStatus(stats map[string]any, service, instance string) string {
 		insts, _ := m["instances"].([]any)
 		for _, it := range insts {
 			im, _ := it.(map[string]any)
-			if im["instance"] == instance {
+			if im["url"] == baseURL+"/stats" {
 				st, _ := im["status"].(string)
 				return st
 			}
