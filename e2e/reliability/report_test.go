@@ -34,7 +34,7 @@ func currentProfile() profile {
 		return profile{
 			name: "full", r1Load: 60 * time.Second, r1Every: 15 * time.Second, rate: 300,
 			r2Load: 30 * time.Second, r5Load: 20 * time.Second, r6Load: 10 * time.Second,
-			r8Attempts: 1000, r9Clients: 200, r10Load: 10 * time.Minute, r10Rate: envInt("R10_RATE", 1000),
+			r8Attempts: 1000, r9Clients: 200, r10Load: 10 * time.Minute, r10Rate: envInt("R10_RATE", 500),
 			r10Warmup: time.Minute, wsPongWait: 5 * time.Second, restartWindow: 5 * time.Second,
 		}
 	}
