@@ -10,7 +10,7 @@ UNIT_MODULES = $(filter-out titanium/e2e/...,$(MODULES))
 GOFILES = $(shell git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './dashboard-ui/node_modules/*')
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all run build deps test vet fmt-check unit e2e lint bench reliability k8s-verify clean
+.PHONY: all run build deps test vet fmt-check unit e2e fuzz lint bench reliability k8s-verify clean
 
 all: build
 
@@ -42,8 +42,14 @@ unit:
 e2e:
 	go test -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) titanium/e2e/...
 
-## test: formatting, vet, and every module's tests with -race (whole-stack tests included)
-test: deps fmt-check vet unit e2e
+## fuzz: short fixed-time fuzzing of the JSON handlers
+fuzz:
+	go test -run '^$$' -fuzz '^FuzzRegister$$' -fuzztime 10s titanium/user-service/httpapi
+	go test -run '^$$' -fuzz '^FuzzAuthenticate$$' -fuzztime 10s titanium/user-service/httpapi
+	go test -run '^$$' -fuzz '^FuzzLogin$$' -fuzztime 10s titanium/auth-service/httpapi
+
+## test: formatting, vet, every module's tests with -race (whole-stack tests included), short fuzzing
+test: deps fmt-check vet unit e2e fuzz
 
 lint: fmt-check vet
 

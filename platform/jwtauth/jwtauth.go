@@ -124,6 +124,10 @@ func (c Config) Verify(token string) (*Claims, error) {
 	if claims.Subject == "" {
 		return nil, fmt.Errorf("%w: no subject", ErrInvalidToken)
 	}
+	// WithIssuedAt checks iat only when present; ours always carry it.
+	if claims.IssuedAt == nil {
+		return nil, fmt.Errorf("%w: no iat", ErrInvalidToken)
+	}
 	return claims, nil
 }
 

@@ -63,6 +63,7 @@ func TestVerifyRejects(t *testing.T) {
 		{"HS384", sign(jwt.SigningMethodHS384, cfg.Secret, claims(nil))},
 		{"expired", sign(jwt.SigningMethodHS256, cfg.Secret, claims(func(c jwt.MapClaims) { c["exp"] = now.Add(-time.Minute).Unix() }))},
 		{"missing exp", sign(jwt.SigningMethodHS256, cfg.Secret, claims(func(c jwt.MapClaims) { delete(c, "exp") }))},
+		{"missing iat", sign(jwt.SigningMethodHS256, cfg.Secret, claims(func(c jwt.MapClaims) { delete(c, "iat") }))},
 		{"wrong iss", sign(jwt.SigningMethodHS256, cfg.Secret, claims(func(c jwt.MapClaims) { c["iss"] = "x" }))},
 		{"wrong aud", sign(jwt.SigningMethodHS256, cfg.Secret, claims(func(c jwt.MapClaims) { c["aud"] = "x" }))},
 		{"no subject", sign(jwt.SigningMethodHS256, cfg.Secret, claims(func(c jwt.MapClaims) { delete(c, "sub") }))},
