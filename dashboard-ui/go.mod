@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/chromedp/chromedp v0.23.0
+	titanium/devstack v0.0.0
 	titanium/platform v0.0.0
 )
 
@@ -20,5 +21,7 @@ require (
 	golang.org/x/sys v0.48.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
+
+replace titanium/devstack => ../devstack
 
 replace titanium/platform => ../platform

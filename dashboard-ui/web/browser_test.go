@@ -1,130 +1,24 @@
 package web
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"titanium/devstack/chromium"
 )
 
 // These tests drive the real page in headless Chromium against a scripted
 // /stats: states the real stack cannot be asked for on cue (hostile
 // strings, a flapping service, malformed answers) are checked here. The
 // whole-stack test is e2e/browser.
-
-const chromiumPath = "/usr/bin/chromium"
-
-// browser starts a fresh headless Chromium and returns a tab context and
-// the errors the page reported (exceptions, console errors, CSP violations).
-func browser(t *testing.T) (context.Context, func() []string) {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Fatalf("%s not found: the browser tests need Debian's chromium (apt-get install chromium)", chromiumPath)
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1440, 900),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelTab := chromedp.NewContext(actx)
-	// The first Do starts the browser and binds it to ctx: no timeout here.
-	if err := chromedp.Do(ctx); err != nil {
-		cancelTab()
-		cancelAlloc()
-		t.Fatalf("start %s: %v", chromiumPath, err)
-	}
-	var mu sync.Mutex
-	var problems []string
-	messages := chromedp.Console(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for m, err := range messages {
-			if err != nil {
-				return // the context ended
-			}
-			// Network errors are the scripted failures; anything else (an
-			// exception, console.error, a CSP violation) is a defect.
-			if m.IsException() || (m.Type == chromedp.ConsoleError && m.Source != "network") {
-				mu.Lock()
-				problems = append(problems, m.String())
-				mu.Unlock()
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		cancelTab()
-		cancelAlloc()
-		<-done
-	})
-	return ctx, func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]string(nil), problems...)
-	}
-}
-
-// run runs actions with a deadline.
-func run(t *testing.T, ctx context.Context, timeout time.Duration, steps ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	c, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	if err := chromedp.Do(c, steps...); err != nil {
-		t.Fatalf("browser: %v", err)
-	}
-}
-
-// eval evaluates a JavaScript expression (awaiting a promise) with a deadline.
-func eval[T any](ctx context.Context, expr string) (T, error) {
-	c, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	return chromedp.Run(c, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
-}
-
-// waitJS polls a JavaScript boolean expression until it is true.
-func waitJS(t *testing.T, ctx context.Context, timeout time.Duration, what, expr string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var lastErr error
-	for time.Now().Before(deadline) {
-		var ok bool
-		ok, lastErr = eval[bool](ctx, expr)
-		if lastErr == nil && ok {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	page, _ := eval[string](ctx, `document.querySelector('main') ? document.querySelector('main').innerText.slice(0, 1500) : ''`)
-	t.Fatalf("timed out after %v waiting for %s (%s; last error %v)\npage text:\n%s", timeout, what, expr, lastErr, page)
-}
-
-func evalString(t *testing.T, ctx context.Context, expr string) string {
-	t.Helper()
-	s, err := eval[string](ctx, expr)
-	if err != nil {
-		t.Fatalf("evaluate %s: %v", expr, err)
-	}
-	return s
-}
 
 // fakeLB serves the dashboard and a /stats whose answer the test sets.
 type fakeLB struct {
@@ -246,43 +140,43 @@ func startFake(t *testing.T) (*fakeLB, *httptest.Server) {
 // degraded, hostile and unreachable answers.
 func TestDashboardAgainstScriptedStats(t *testing.T) {
 	fake, srv := startFake(t)
-	ctx, problems := browser(t)
+	tab := chromium.New(t)
 	const wait = 10 * time.Second
 
-	run(t, ctx, 20*time.Second, chromedp.Navigate(srv.URL+"/?poll=250"))
-	waitJS(t, ctx, wait, "KPIs filled", `document.querySelector('#kpi-rps').textContent === '42.5' &&
+	tab.Do(t, 20*time.Second, chromedp.Navigate(srv.URL+"/?poll=250"))
+	tab.Wait(t, wait, "KPIs filled", `document.querySelector('#kpi-rps').textContent === '42.5' &&
 		document.querySelector('#kpi-active').textContent === '5/5' &&
 		document.querySelector('#kpi-status').textContent === 'HEALTHY'`)
-	if got := evalString(t, ctx, `document.querySelector('#kpi-latency').textContent + ' ' + document.querySelector('#kpi-p95').textContent`); got != "3.4 9.8" {
+	if got := tab.Text(t, `document.querySelector('#kpi-latency').textContent + ' ' + document.querySelector('#kpi-p95').textContent`); got != "3.4 9.8" {
 		t.Errorf("latency KPIs %q, want \"3.4 9.8\"", got)
 	}
-	waitJS(t, ctx, wait, "7 instance rows and data stores ONLINE", `document.querySelectorAll('#services-table tr.inst').length === 7 &&
+	tab.Wait(t, wait, "7 instance rows and data stores ONLINE", `document.querySelectorAll('#services-table tr.inst').length === 7 &&
 		document.querySelector('#db-status').textContent === 'ONLINE' && document.querySelector('#cache-status').textContent === 'ONLINE'`)
-	waitJS(t, ctx, wait, "IDLE hidden with traffic", `document.querySelector('#idle-badge').hidden`)
-	waitJS(t, ctx, wait, "Chart.js loaded", `typeof window.Chart === 'function' && document.querySelector('#chartjs-missing').hidden`)
-	waitJS(t, ctx, wait, "no alarm while healthy", `document.querySelectorAll('#alarm-list li').length === 0`)
-	screenshot(t, ctx, "dashboard-fake-healthy-1440", 1440, 900)
+	tab.Wait(t, wait, "IDLE hidden with traffic", `document.querySelector('#idle-badge').hidden`)
+	tab.Wait(t, wait, "Chart.js loaded", `typeof window.Chart === 'function' && document.querySelector('#chartjs-missing').hidden`)
+	tab.Wait(t, wait, "no alarm while healthy", `document.querySelectorAll('#alarm-list li').length === 0`)
+	tab.Screenshot(t, "dashboard-fake-healthy-1440", 1440, 900)
 
 	fake.set(http.StatusOK, stats(0, false))
-	waitJS(t, ctx, wait, "IDLE shown", `!document.querySelector('#idle-badge').hidden && document.querySelector('#kpi-rps').textContent === '0.0'`)
+	tab.Wait(t, wait, "IDLE shown", `!document.querySelector('#idle-badge').hidden && document.querySelector('#kpi-rps').textContent === '0.0'`)
 
 	// A service goes down, stays down for several polls, comes back: two alarms, no repeats.
 	fake.set(http.StatusOK, stats(12, true, "blog-service"))
-	waitJS(t, ctx, wait, "offline alarm", `[...document.querySelectorAll('#alarm-list li')].some(li =>
+	tab.Wait(t, wait, "offline alarm", `[...document.querySelectorAll('#alarm-list li')].some(li =>
 		li.dataset.key === 'service:blog-service' && li.dataset.state === 'OFFLINE' && li.textContent.includes('blog-service went OFFLINE'))`)
-	waitJS(t, ctx, wait, "blog-service row offline", `document.querySelector('#services-table tr.svc[data-service="blog-service"]').dataset.status === 'OFFLINE' &&
+	tab.Wait(t, wait, "blog-service row offline", `document.querySelector('#services-table tr.svc[data-service="blog-service"]').dataset.status === 'OFFLINE' &&
 		document.querySelector('#kpi-status').textContent === 'DEGRADED' && document.querySelector('#kpi-active').textContent === '4/5'`)
 	before := fake.pollCount()
-	waitJS(t, ctx, wait, "more polls", fmt.Sprintf(`(async () => { await new Promise(r => setTimeout(r, 1200)); return true })()`))
+	tab.Wait(t, wait, "more polls", fmt.Sprintf(`(async () => { await new Promise(r => setTimeout(r, 1200)); return true })()`))
 	if fake.pollCount()-before < 3 {
 		t.Fatalf("only %d polls in 1.2 s at ?poll=250", fake.pollCount()-before)
 	}
-	if n := evalString(t, ctx, `String(document.querySelectorAll('#alarm-list li').length)`); n != "1" {
+	if n := tab.Text(t, `String(document.querySelectorAll('#alarm-list li').length)`); n != "1" {
 		t.Errorf("alarms after repeated OFFLINE answers: %s, want 1 (deduplicated)", n)
 	}
-	screenshot(t, ctx, "dashboard-fake-degraded-1440", 1440, 900)
+	tab.Screenshot(t, "dashboard-fake-degraded-1440", 1440, 900)
 	fake.set(http.StatusOK, stats(12, true))
-	waitJS(t, ctx, wait, "back-online alarm on top", `(() => { const li = document.querySelector('#alarm-list li');
+	tab.Wait(t, wait, "back-online alarm on top", `(() => { const li = document.querySelector('#alarm-list li');
 		return li && li.dataset.state === 'ONLINE' && li.textContent.includes('blog-service is back ONLINE') })()`)
 
 	// One replica of two down: the service stays ONLINE and an instance warning is raised.
@@ -291,7 +185,7 @@ func TestDashboardAgainstScriptedStats(t *testing.T) {
 	gw["online_instances"] = 1
 	gw["instances"].([]map[string]any)[1]["status"] = "OFFLINE"
 	fake.set(http.StatusOK, partial)
-	waitJS(t, ctx, wait, "instance warning", `[...document.querySelectorAll('#alarm-list li[data-level="warn"]')].some(li => li.textContent.includes('api-gateway-2'))`)
+	tab.Wait(t, wait, "instance warning", `[...document.querySelectorAll('#alarm-list li[data-level="warn"]')].some(li => li.textContent.includes('api-gateway-2'))`)
 
 	// Hostile strings are shown as text, never as markup.
 	hostile := stats(1, true)
@@ -300,34 +194,34 @@ func TestDashboardAgainstScriptedStats(t *testing.T) {
 	hostileSvc["status"] = "OFFLINE"
 	hostileSvc["instances"].([]map[string]any)[0]["error"] = `<script>window.__xss=2</script>`
 	fake.set(http.StatusOK, hostile)
-	waitJS(t, ctx, wait, "hostile name rendered as text", `[...document.querySelectorAll('#services-table th')].some(th => th.textContent.includes('<img src=x'))`)
-	if got := evalString(t, ctx, `String(window.__xss) + ' ' + document.querySelectorAll('main img, main script').length`); got != "undefined 0" {
+	tab.Wait(t, wait, "hostile name rendered as text", `[...document.querySelectorAll('#services-table th')].some(th => th.textContent.includes('<img src=x'))`)
+	if got := tab.Text(t, `String(window.__xss) + ' ' + document.querySelectorAll('main img, main script').length`); got != "undefined 0" {
 		t.Errorf("hostile data was interpreted: window.__xss and injected elements = %q", got)
 	}
 
 	// Garbage and failures: the banner shows, the page keeps polling and recovers.
 	fake.set(http.StatusServiceUnavailable, map[string]any{"error": "down"})
-	waitJS(t, ctx, wait, "unreachable banner", `!document.querySelector('#lb-unreachable').hidden &&
+	tab.Wait(t, wait, "unreachable banner", `!document.querySelector('#lb-unreachable').hidden &&
 		document.querySelector('#lb-unreachable').textContent.includes('503')`)
-	waitJS(t, ctx, wait, "unreachable alarm", `document.querySelector('#alarm-list li').dataset.key === 'lb'`)
-	screenshot(t, ctx, "dashboard-fake-unreachable-390", 390, 844)
+	tab.Wait(t, wait, "unreachable alarm", `document.querySelector('#alarm-list li').dataset.key === 'lb'`)
+	tab.Screenshot(t, "dashboard-fake-unreachable-390", 390, 844)
 	fake.set(http.StatusOK, map[string]any{"status": 7, "services": "nope", "requests_per_second": "x"})
-	waitJS(t, ctx, wait, "malformed answer tolerated", `document.querySelector('#lb-unreachable').hidden && document.querySelector('#kpi-rps').textContent === '—'`)
+	tab.Wait(t, wait, "malformed answer tolerated", `document.querySelector('#lb-unreachable').hidden && document.querySelector('#kpi-rps').textContent === '—'`)
 	fake.set(http.StatusOK, stats(42.5, true))
-	waitJS(t, ctx, wait, "recovered", `document.querySelector('#kpi-rps').textContent === '42.5' && document.querySelector('#kpi-status').textContent === 'HEALTHY'`)
+	tab.Wait(t, wait, "recovered", `document.querySelector('#kpi-rps').textContent === '42.5' && document.querySelector('#kpi-status').textContent === 'HEALTHY'`)
 
 	// Theme: dark by default, light after a click, remembered after a reload.
-	if got := evalString(t, ctx, `document.documentElement.dataset.theme`); got != "dark" {
+	if got := tab.Text(t, `document.documentElement.dataset.theme`); got != "dark" {
 		t.Errorf("default theme %q, want dark", got)
 	}
-	run(t, ctx, wait, chromedp.Click(chromedp.ID("theme-toggle")))
-	waitJS(t, ctx, wait, "light theme", `document.documentElement.dataset.theme === 'light'`)
-	screenshot(t, ctx, "dashboard-fake-light-1440", 1440, 900)
-	screenshot(t, ctx, "dashboard-fake-light-390", 390, 844)
-	run(t, ctx, 20*time.Second, chromedp.Reload())
-	waitJS(t, ctx, wait, "light theme after reload", `document.documentElement.dataset.theme === 'light'`)
+	tab.Do(t, wait, chromedp.Click(chromedp.ID("theme-toggle")))
+	tab.Wait(t, wait, "light theme", `document.documentElement.dataset.theme === 'light'`)
+	tab.Screenshot(t, "dashboard-fake-light-1440", 1440, 900)
+	tab.Screenshot(t, "dashboard-fake-light-390", 390, 844)
+	tab.Do(t, 20*time.Second, chromedp.Reload())
+	tab.Wait(t, wait, "light theme after reload", `document.documentElement.dataset.theme === 'light'`)
 
-	if p := problems(); len(p) > 0 {
+	if p := tab.Errors(); len(p) > 0 {
 		t.Errorf("the page reported errors:\n%s", strings.Join(p, "\n"))
 	}
 }
@@ -346,55 +240,10 @@ func TestChartJSMissingIsExplained(t *testing.T) {
 	mux.Handle("GET /", site)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	ctx, _ := browser(t)
-	run(t, ctx, 20*time.Second, chromedp.Navigate(srv.URL+"/?poll=250"))
-	waitJS(t, ctx, 10*time.Second, "missing Chart.js explained", `!document.querySelector('#chartjs-missing').hidden &&
+	tab := chromium.New(t)
+	tab.Do(t, 20*time.Second, chromedp.Navigate(srv.URL+"/?poll=250"))
+	tab.Wait(t, 10*time.Second, "missing Chart.js explained", `!document.querySelector('#chartjs-missing').hidden &&
 		document.querySelector('#chartjs-missing').textContent.includes('make deps') &&
 		document.querySelectorAll('.chart-missing').length === 2`)
-	waitJS(t, ctx, 10*time.Second, "KPIs still fill", `document.querySelector('#kpi-rps').textContent === '3.0'`)
-}
-
-// screenshot saves a full-page PNG at the given viewport to e2e/artifacts/.
-func screenshot(t *testing.T, ctx context.Context, name string, width, height int64) {
-	t.Helper()
-	dir := artifactsDir(t)
-	run(t, ctx, 20*time.Second,
-		chromedp.EmulateViewport(width, height),
-		chromedp.Sleep(400*time.Millisecond)) // let the charts resize
-	c, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	png, err := chromedp.Run(c, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatalf("screenshot %s: %v", name, err)
-	}
-	path := filepath.Join(dir, name+".png")
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s", path)
-	run(t, ctx, 10*time.Second, chromedp.EmulateViewport(1440, 900))
-}
-
-// artifactsDir is e2e/artifacts at the repository root (git-ignored; CI keeps it).
-func artifactsDir(t *testing.T) string {
-	t.Helper()
-	dir, err := filepath.Abs(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.work not found: cannot place e2e/artifacts")
-		}
-		dir = parent
-	}
-	out := filepath.Join(dir, "e2e", "artifacts")
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	tab.Wait(t, 10*time.Second, "KPIs still fill", `document.querySelector('#kpi-rps').textContent === '3.0'`)
 }
