@@ -173,7 +173,7 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 			_ = os.MkdirAll(redisDir, 0o755)
 			s.Redis = &Proc{
 				Name: "redis", Service: "redis", Port: rp, URL: fmt.Sprintf("redis://127.0.0.1:%d", rp),
-				bin:  path,
+				bin: path,
 				args: []string{"--bind", "127.0.0.1", "--port", strconv.Itoa(rp), "--dir", redisDir,
 					"--save", "", "--appendonly", "no", "--protected-mode", "yes"},
 				logOut: pw, tail: newRing(40),
