@@ -59,7 +59,7 @@ bench: build
 
 ## reliability: the full fault scenarios R1..R10 with their table
 reliability: build
-	RELIABILITY=full go test -count=1 -timeout 60m -run 'TestReliability' -v titanium/e2e/... 2>&1 | tee reliability.log | grep -E '^(\||---|===|PASS|FAIL|ok)'
+	RELIABILITY=full go test -count=1 -timeout 60m -run 'TestReliability' -v titanium/e2e/reliability/ 2>&1 | tee reliability.log | grep -E '^(\||---|===|PASS|FAIL|ok)'
 
 ## k8s-verify: the manifests against a real kube-apiserver + etcd on loopback
 k8s-verify:
