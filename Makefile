@@ -42,11 +42,13 @@ unit:
 e2e:
 	go test -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) titanium/e2e/...
 
-## fuzz: short fixed-time fuzzing of the JSON handlers
+## fuzz: short fuzzing of the JSON handlers, bounded by a fixed count of inputs
+## (a count, not a time: a time budget can end mid-minimization and report
+## "context deadline exceeded" though nothing failed)
 fuzz:
-	go test -run '^$$' -fuzz '^FuzzRegister$$' -fuzztime 10s titanium/user-service/httpapi
-	go test -run '^$$' -fuzz '^FuzzAuthenticate$$' -fuzztime 10s titanium/user-service/httpapi
-	go test -run '^$$' -fuzz '^FuzzLogin$$' -fuzztime 10s titanium/auth-service/httpapi
+	go test -run '^$$' -fuzz '^FuzzRegister$$' -fuzztime 20000x titanium/user-service/httpapi
+	go test -run '^$$' -fuzz '^FuzzAuthenticate$$' -fuzztime 20000x titanium/user-service/httpapi
+	go test -run '^$$' -fuzz '^FuzzLogin$$' -fuzztime 20000x titanium/auth-service/httpapi
 
 ## test: formatting, vet, every module's tests with -race (whole-stack tests included), short fuzzing
 test: deps fmt-check vet unit e2e fuzz
