@@ -75,21 +75,39 @@ func (b *bench) logf(format string, args ...any) {
 }
 
 func main() {
-	// The trivial backend runs as a child process of this same binary, so
-	// that its CPU is its own and not the load generator's.
-	if len(os.Args) > 2 && os.Args[1] == "backend" {
-		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-		defer stop()
-		if err := backend.Serve(ctx, os.Args[2]); err != nil {
-			fmt.Fprintln(os.Stderr, "backend:", err)
-			os.Exit(1)
-		}
-		return
+	if code, ok := child(os.Args[1:]); ok {
+		os.Exit(code)
 	}
 	if err := run(os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "titanium-bench:", err)
 		os.Exit(1)
 	}
+}
+
+// child runs this binary as one of the benchmark's own servers when args
+// ask for it: the trivial backend ("backend ADDR") or the stock proxy
+// baseline ("stock-proxy ADDR UPSTREAM"). Each runs as its own process, so
+// that its CPU is its own and not the load generator's.
+func child(args []string) (code int, ok bool) {
+	var serve func(ctx context.Context) error
+	switch {
+	case len(args) == 2 && args[0] == "backend":
+		serve = func(ctx context.Context) error { return backend.Serve(ctx, args[1]) }
+	case len(args) == 3 && args[0] == "stock-proxy":
+		serve = func(ctx context.Context) error { return backend.ServeStockProxy(ctx, args[1], args[2]) }
+	default:
+		return 0, false
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	// A bound, so that a child whose parent vanished still ends.
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
+	defer cancel()
+	if err := serve(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, args[0]+":", err)
+		return 1, true
+	}
+	return 0, true
 }
 
 func run(args []string, stdout io.Writer) error {

@@ -11,21 +11,15 @@ import (
 	"testing"
 	"time"
 
-	"titanium/bench/backend"
 	"titanium/bench/report"
 	"titanium/devstack"
 )
 
-// TestMain lets the test binary play the trivial backend, as the real
-// binary does (startBackend re-executes os.Executable()).
+// TestMain lets the test binary play the trivial backend and the stock
+// proxy, as the real binary does (they re-execute os.Executable()).
 func TestMain(m *testing.M) {
-	if len(os.Args) > 2 && os.Args[1] == "backend" {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		if err := backend.Serve(ctx, os.Args[2]); err != nil {
-			os.Exit(1)
-		}
-		os.Exit(0)
+	if code, ok := child(os.Args[1:]); ok {
+		os.Exit(code)
 	}
 	os.Exit(m.Run())
 }

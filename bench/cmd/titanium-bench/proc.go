@@ -99,6 +99,16 @@ func startBackend(ctx context.Context) (*proc, error) {
 	return startProc(ctx, "backend", self, []string{"backend", "{addr}"}, nil, "/")
 }
 
+// startStockProxy runs a stock httputil.ReverseProxy in front of upstream,
+// as a child of this binary.
+func startStockProxy(ctx context.Context, upstream string) (*proc, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	return startProc(ctx, "stock-proxy", self, []string{"stock-proxy", "{addr}", upstream}, nil, "/")
+}
+
 // startLB runs the load balancer binary alone in front of upstream.
 func startLB(ctx context.Context, bin, upstream string, trafficStats bool) (*proc, error) {
 	return startProc(ctx, "load-balancer", bin+"/load-balancer", nil, map[string]string{

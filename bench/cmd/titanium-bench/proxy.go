@@ -104,13 +104,19 @@ func runB2(ctx context.Context, b *bench) error {
 		return err
 	}
 	defer ng.Stop()
+	stock, err := startStockProxy(ctx, be.url)
+	if err != nil {
+		return err
+	}
+	defer stock.stop()
 	rounds, d := 3, 6*time.Second
 	if b.quick {
 		rounds, d = 1, time.Second
 	}
 	direct := "direct"
-	m, err := roundRobin(ctx, b, []string{"load-balancer", "nginx", direct},
-		[]string{lb.url + "/api/bench", ng.URL + "/api/bench", be.url + "/api/bench"}, []int{lb.pid(), 0, 0}, rounds, d)
+	stockName := "stock ReverseProxy"
+	m, err := roundRobin(ctx, b, []string{"load-balancer", "nginx", stockName, direct},
+		[]string{lb.url + "/api/bench", ng.URL + "/api/bench", stock.url + "/api/bench", be.url + "/api/bench"}, []int{lb.pid(), 0, 0, 0}, rounds, d)
 	if err != nil {
 		return err
 	}
@@ -121,7 +127,13 @@ func runB2(ctx context.Context, b *bench) error {
 	note := fmt.Sprintf("wrk -t%d -c%d, best of %d rounds of %s", wrkThreads, wrkConns, rounds, d)
 	b.rep.Add("B2", "LB max throughput", l.best.RPS, "req/s", fmt.Sprintf("rounds %s; p99 %.2f ms; errors %d", fmtRPS(l.roundsRPS), report.Ms(l.best.P99), l.best.Errors))
 	b.rep.Add("B2", "nginx max throughput", n.best.RPS, "req/s", fmt.Sprintf("rounds %s; p99 %.2f ms; errors %d", fmtRPS(n.roundsRPS), report.Ms(n.best.P99), n.best.Errors))
+	st := m[stockName]
+	b.rep.Add("B2", "stock ReverseProxy max throughput", st.best.RPS, "req/s", fmt.Sprintf("httputil.NewSingleHostReverseProxy, 256 idle conns; rounds %s", fmtRPS(st.roundsRPS)))
 	b.rep.Add("B2", "backend direct (no proxy)", m[direct].best.RPS, "req/s", "ceiling for both")
+	if st.best.RPS > 0 {
+		b.rep.Add("B2", "LB / stock ReverseProxy throughput", l.best.RPS/st.best.RPS, "×", "what the LB's proxy path gains over net/http's stock proxy")
+		b.rep.Add("B2", "stock ReverseProxy / nginx throughput", st.best.RPS/n.best.RPS, "×", "the baseline's own gap to nginx here")
+	}
 	b.rep.AddTarget("B2", "LB / nginx throughput", l.best.RPS/n.best.RPS, "×", true, 0.7, note)
 	if l.best.Errors+n.best.Errors > 0 {
 		b.rep.Add("B2", "errors during B2", float64(l.best.Errors+n.best.Errors), "", "non-2xx or socket errors in the best rounds")
