@@ -11,13 +11,17 @@ import (
 
 var listBenchRE = regexp.MustCompile(`(?m)^BenchmarkListPosts/rows=(\d+)(?:-\d+)?\s+\d+\s+([0-9.]+) ns/op`)
 
-// parseListBench reads ns/op by row count from `go test -bench` output.
+// parseListBench reads ns/op by row count from `go test -bench` output;
+// with -count > 1 it keeps the best (lowest) run of each size, as the
+// throughput scenarios keep their best round: the least disturbed figure.
 func parseListBench(out string) map[int]float64 {
 	res := map[int]float64{}
 	for _, m := range listBenchRE.FindAllStringSubmatch(out, -1) {
 		rows, _ := strconv.Atoi(m[1])
 		ns, _ := strconv.ParseFloat(m[2], 64)
-		res[rows] = ns
+		if old, ok := res[rows]; !ok || ns < old {
+			res[rows] = ns
+		}
 	}
 	return res
 }
@@ -25,13 +29,13 @@ func parseListBench(out string) map[int]float64 {
 // runB4: blog-service's own BenchmarkListPosts at 10^3 and 10^6 rows (a
 // page of the list, first and deep cursors alternating).
 func runB4(ctx context.Context, b *bench) error {
-	n := "2000x"
+	n, count := "2000x", "3"
 	if b.quick {
-		n = "200x"
+		n, count = "200x", "1"
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", "BenchmarkListPosts", "-benchtime", n, "titanium/blog-service/...")
+	cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", "BenchmarkListPosts", "-benchtime", n, "-count", count, "titanium/blog-service/...")
 	cmd.Dir = b.root
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
@@ -44,7 +48,7 @@ func runB4(ctx context.Context, b *bench) error {
 		return fmt.Errorf("no BenchmarkListPosts/rows=1000 and rows=1000000 results in:\n%s", out)
 	}
 	b.logf("rows=1000: %.0f ns/op, rows=1000000: %.0f ns/op", small, large)
-	b.rep.Add("B4", "list page at 10^3 posts", small/1e3, "µs", "BenchmarkListPosts/rows=1000, -benchtime "+n)
+	b.rep.Add("B4", "list page at 10^3 posts", small/1e3, "µs", "BenchmarkListPosts/rows=1000, -benchtime "+n+", best of -count "+count)
 	b.rep.Add("B4", "list page at 10^6 posts", large/1e3, "µs", "BenchmarkListPosts/rows=1000000")
 	b.rep.AddTarget("B4", "list latency 10^6 / 10^3", large/small, "×", false, 1.5, "")
 	return nil

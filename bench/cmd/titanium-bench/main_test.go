@@ -28,10 +28,12 @@ func TestParseListBench(t *testing.T) {
 	out := `goos: linux
 BenchmarkListPosts/rows=1000-2         	    2000	     41234 ns/op	    9000 B/op	     200 allocs/op
 BenchmarkListPosts/rows=1000000-2      	    2000	     52001.5 ns/op	    9000 B/op	     200 allocs/op
+BenchmarkListPosts/rows=1000-2         	    2000	     45000 ns/op	    9000 B/op	     200 allocs/op
+BenchmarkListPosts/rows=1000000-2      	    2000	     99000 ns/op	    9000 B/op	     200 allocs/op
 PASS`
 	got := parseListBench(out)
 	if got[1000] != 41234 || got[1000000] != 52001.5 {
-		t.Errorf("got %v", got)
+		t.Errorf("got %v, want the best of each size: 41234 and 52001.5", got)
 	}
 }
 
