@@ -20,3 +20,7 @@ require (
 )
 
 replace titanium/platform => ../platform
+
+require titanium/devstack v0.0.0
+
+replace titanium/devstack => ../devstack

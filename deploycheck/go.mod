@@ -76,3 +76,7 @@ require (
 	sigs.k8s.io/randfill v1.0.0 // indirect
 	sigs.k8s.io/structured-merge-diff/v6 v6.4.2 // indirect
 )
+
+require titanium/devstack v0.0.0
+
+replace titanium/devstack => ../devstack

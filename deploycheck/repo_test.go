@@ -1,11 +1,10 @@
 package deploycheck
 
 import (
-	"errors"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
+
+	"titanium/devstack"
 )
 
 // service is one Go service of the system, as SPEC.md fixes it.
@@ -58,25 +57,7 @@ var (
 // repoRoot is the directory holding go.work.
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	rootOnce.Do(func() {
-		dir, err := os.Getwd()
-		if err != nil {
-			rootErr = err
-			return
-		}
-		for {
-			if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-				rootDir = dir
-				return
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				rootErr = errors.New("go.work not found")
-				return
-			}
-			dir = parent
-		}
-	})
+	rootOnce.Do(func() { rootDir, rootErr = devstack.FindRoot(".") })
 	if rootErr != nil {
 		t.Fatal(rootErr)
 	}

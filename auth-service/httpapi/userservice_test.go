@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"titanium/devstack"
 )
 
 // The tests log in against the real user-service binary, built once per
@@ -26,27 +27,10 @@ var (
 	buildErr  error
 )
 
-func workspaceRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.work not found")
-		}
-		dir = parent
-	}
-}
-
 func buildUserService(tb testing.TB) string {
 	tb.Helper()
 	buildOnce.Do(func() {
-		root, err := workspaceRoot()
+		root, err := devstack.FindRoot(".")
 		if err != nil {
 			buildErr = err
 			return
