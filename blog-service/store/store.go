@@ -86,13 +86,9 @@ type Store struct {
 // Open opens (creating when missing) the posts database at path and
 // migrates it to the current schema.
 func Open(ctx context.Context, path string, sync sqlitedb.Synchronous) (*Store, error) {
-	db, err := sqlitedb.Open(ctx, path, sync)
+	db, err := sqlitedb.OpenMigrated(ctx, path, sync, migrations)
 	if err != nil {
 		return nil, err
-	}
-	if err := db.Migrate(ctx, migrations); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
 	return &Store{db: db, now: time.Now}, nil
 }

@@ -99,6 +99,20 @@ func Open(ctx context.Context, path string, sync Synchronous) (*DB, error) {
 	return &DB{Write: w, Read: r, Path: path}, nil
 }
 
+// OpenMigrated opens the database at path and migrates it to the schema
+// that migrations describe: what every service does at start.
+func OpenMigrated(ctx context.Context, path string, sync Synchronous, migrations []string) (*DB, error) {
+	db, err := Open(ctx, path, sync)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx, migrations); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate %s: %w", path, err)
+	}
+	return db, nil
+}
+
 // Close closes both pools.
 func (db *DB) Close() error {
 	return errors.Join(db.Read.Close(), db.Write.Close())

@@ -44,13 +44,9 @@ var _ users.Store = (*Store)(nil)
 
 // Open opens (creating if needed) and migrates the database at path.
 func Open(ctx context.Context, path string, sync sqlitedb.Synchronous) (*Store, error) {
-	db, err := sqlitedb.Open(ctx, path, sync)
+	db, err := sqlitedb.OpenMigrated(ctx, path, sync, migrations)
 	if err != nil {
 		return nil, err
-	}
-	if err := db.Migrate(ctx, migrations); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
 	return &Store{db: db}, nil
 }
