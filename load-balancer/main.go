@@ -35,6 +35,7 @@ type config struct {
 	dialTimeout       time.Duration
 	idlePerHost       int
 	trafficStats      bool
+	fastPath          bool
 	statsCache        time.Duration
 	ws                wsConfig
 }
@@ -62,6 +63,7 @@ func loadConfig(env *envconfig.Reader) config {
 		dialTimeout:    env.Duration("LB_DIAL_TIMEOUT", time.Second),
 		idlePerHost:    env.Int("LB_MAX_IDLE_CONNS_PER_HOST", 512, 2, 10000),
 		trafficStats:   env.Bool("LB_TRAFFIC_STATS", true),
+		fastPath:       env.Bool("LB_FAST_PATH", true),
 		statsCache:     env.Duration("LB_STATS_CACHE", 250*time.Millisecond),
 	}
 	for _, key := range []string{"LB_UI_UPSTREAMS", "LB_API_UPSTREAMS"} {
@@ -153,6 +155,7 @@ type balancer struct {
 // build makes the pools and mounts the routes.
 func build(srv *service.Server, cfg config, logger *slog.Logger) (*balancer, error) {
 	lb := &balancer{}
+	var fast []*upstream.Fast // ui, api: the front's forwarders
 	proxyTo := func(name string, specs []string) (http.Handler, error) {
 		sel, _ := upstream.NewSelector(cfg.balance)
 		pool, err := upstream.New(name, specs, upstream.Options{
@@ -163,6 +166,13 @@ func build(srv *service.Server, cfg config, logger *slog.Logger) (*balancer, err
 			return nil, err
 		}
 		lb.pools = append(lb.pools, pool)
+		fast = append(fast, upstream.NewFast(pool, upstream.FastOptions{
+			Timeout:         cfg.headerTimeout,
+			DialTimeout:     cfg.dialTimeout,
+			MaxConnsPerHost: cfg.idlePerHost,
+			Retry:           true,
+			Logger:          logger,
+		}))
 		return upstream.NewProxy(pool, upstream.ProxyOptions{
 			ResponseHeaderTimeout: cfg.headerTimeout,
 			DialTimeout:           cfg.dialTimeout,
@@ -213,6 +223,13 @@ func build(srv *service.Server, cfg config, logger *slog.Logger) (*balancer, err
 	counted := api
 	if cfg.trafficStats {
 		counted = t.middleware(api)
+	}
+	if cfg.fastPath {
+		var ft *traffic
+		if cfg.trafficStats {
+			ft = t
+		}
+		srv.SetFront(newFront(srv, fast[0], fast[1], ft, logger))
 	}
 	srv.Handle("/", ui)
 	srv.Handle("/api/", counted)

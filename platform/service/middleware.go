@@ -2,12 +2,12 @@ package service
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"log/slog"
 	"net"
 	"net/http"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"time"
 
@@ -176,21 +176,38 @@ func (s *Server) observe(r *http.Request, status int, d time.Duration) {
 	if route == "" {
 		route = "unmatched"
 	}
-	code := strconv.Itoa(status)
-	method := methodLabel(r.Method)
-	s.metrics.requests.WithLabelValues(route, method, code).Inc()
-	s.metrics.duration.WithLabelValues(route, method, code).Observe(d.Seconds())
+	s.observeRoute(r.Context(), route, r.Method, r.URL.Path, status, d)
+}
+
+func (s *Server) observeRoute(ctx context.Context, route, method, path string, status int, d time.Duration) {
+	s.record(route, method, status, d)
+	if level := logLevelFor(status); s.Logger.Enabled(ctx, level) {
+		s.logRequest(ctx, level, route, method, path, status, d)
+	}
+}
+
+// record counts a request in the RED metrics and the /stats window.
+func (s *Server) record(route, method string, status int, d time.Duration) {
+	code := statusLabel(status)
+	m := methodLabel(method)
+	s.metrics.requests.WithLabelValues(route, m, code).Inc()
+	s.metrics.duration.WithLabelValues(route, m, code).Observe(d.Seconds())
 	if !s.internalRoutes[route] {
 		s.window.Record(time.Now(), d, status >= 500 && status != apierr.StatusClientClosedRequest)
 	}
-	level := slog.LevelDebug
+}
+
+// logLevelFor is the access log level: debug, warn for a 5xx.
+func logLevelFor(status int) slog.Level {
 	if status >= 500 {
-		level = slog.LevelWarn
+		return slog.LevelWarn
 	}
-	if s.Logger.Enabled(r.Context(), level) {
-		s.Logger.Log(r.Context(), level, "request", "method", r.Method, "route", route,
-			"path", r.URL.Path, "status", status, "duration_ms", float64(d.Microseconds())/1000)
-	}
+	return slog.LevelDebug
+}
+
+func (s *Server) logRequest(ctx context.Context, level slog.Level, route, method, path string, status int, d time.Duration) {
+	s.Logger.Log(ctx, level, "request", "method", method, "route", route,
+		"path", path, "status", status, "duration_ms", float64(d.Microseconds())/1000)
 }
 
 var errNotReady = errors.New("not ready")

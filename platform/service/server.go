@@ -59,6 +59,9 @@ type Server struct {
 	srv      *http.Server
 	// wrap, when set, wraps the whole handler (inside instrumentation).
 	wrap func(http.Handler) http.Handler
+	// front, when set, serves ln; srv then serves what it hands off.
+	front   Front
+	handoff *connListener
 }
 
 type namedCheck struct {
@@ -182,6 +185,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 		defer stop()
 	}
+	if s.front != nil {
+		return s.serveFront(ctx)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(s.ln) }()
 	select {
@@ -189,17 +195,62 @@ func (s *Server) Serve(ctx context.Context) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	s.draining.Store(true)
-	s.Logger.Info("shutting down: readiness now fails", "delay", s.Config.ShutdownDelay)
-	if s.Config.ShutdownDelay > 0 {
-		time.Sleep(s.Config.ShutdownDelay)
-	}
+	s.beginShutdown()
 	sctx, cancel := context.WithTimeout(context.Background(), s.Config.ShutdownTimeout)
 	defer cancel()
 	err := s.srv.Shutdown(sctx)
 	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, serr)
 	}
+	return s.shutdownResult(err)
+}
+
+// serveFront is Serve with a front on the listener: the net/http server
+// serves the handed-off connections; both drain together on shutdown.
+func (s *Server) serveFront(ctx context.Context) error {
+	s.handoff.addr = s.ln.Addr()
+	errc := make(chan error, 2)
+	go func() { errc <- s.srv.Serve(s.handoff) }()
+	go func() { errc <- s.front.Serve(s.ln) }()
+	select {
+	case err := <-errc:
+		// One server ended on its own: stop the other and report.
+		sctx, cancel := context.WithTimeout(context.Background(), s.Config.ShutdownTimeout)
+		defer cancel()
+		_ = s.front.Shutdown(sctx)
+		_ = s.srv.Shutdown(sctx)
+		<-errc
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.beginShutdown()
+	sctx, cancel := context.WithTimeout(context.Background(), s.Config.ShutdownTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	var ferr, herr error
+	wg.Go(func() { ferr = s.front.Shutdown(sctx) })
+	wg.Go(func() { herr = s.srv.Shutdown(sctx) })
+	wg.Wait()
+	err := errors.Join(ferr, herr)
+	for range 2 {
+		if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+			err = errors.Join(err, serr)
+		}
+	}
+	return s.shutdownResult(err)
+}
+
+// beginShutdown fails readiness and waits ShutdownDelay, so that load
+// balancers stop sending before the listener closes.
+func (s *Server) beginShutdown() {
+	s.draining.Store(true)
+	s.Logger.Info("shutting down: readiness now fails", "delay", s.Config.ShutdownDelay)
+	if s.Config.ShutdownDelay > 0 {
+		time.Sleep(s.Config.ShutdownDelay)
+	}
+}
+
+func (s *Server) shutdownResult(err error) error {
 	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}

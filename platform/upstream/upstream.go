@@ -26,6 +26,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // Host states are bits of Host.state; zero means available. Keeping them in
@@ -48,6 +50,7 @@ type Host struct {
 	ejectedUntil atomic.Int64 // unix nanos
 	checkFails   atomic.Int32 // consecutive failed active checks
 	lastErr      atomic.Pointer[string]
+	fast         atomic.Pointer[fasthttp.HostClient] // Fast's connections, made on first use
 }
 
 func newHost(u *url.URL, spec int) *Host {

@@ -1,0 +1,221 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"titanium/platform/apierr"
+	"titanium/platform/service"
+	"titanium/platform/upstream"
+)
+
+// front is the load balancer's fast path: a fasthttp server on the public
+// listener that forwards the proxied routes (/, /api/*, /blog/) itself, in
+// the connection's goroutine, over pooled upstream connections. Everything
+// else, the balancer's own routes (/stats, /stats/local, /healthz, /readyz,
+// /metrics, the WebSocket heartbeat), upgrades, and paths that are not in
+// canonical form, goes to the net/http handler chain: the connection is
+// handed off with the request it carried, and net/http serves it from then
+// on exactly as it would without the front.
+type front struct {
+	srv     *fasthttp.Server
+	svc     *service.Server
+	ui, api *upstream.Fast
+	traffic *traffic // nil when LB_TRAFFIC_STATS is off
+	logger  *slog.Logger
+}
+
+// Front limits; the net/http chain's are in platform/service.
+const (
+	frontReadBuffer  = 16 << 10 // also the largest request head accepted
+	frontMaxBodySize = 8 << 20
+)
+
+func newFront(svc *service.Server, ui, api *upstream.Fast, t *traffic, logger *slog.Logger) *front {
+	f := &front{svc: svc, ui: ui, api: api, traffic: t, logger: logger}
+	cfg := svc.Config
+	f.srv = &fasthttp.Server{
+		Handler:                      f.handle,
+		ErrorHandler:                 f.badRequest,
+		ReadTimeout:                  cfg.WriteTimeout, // a whole request, head and body
+		WriteTimeout:                 cfg.WriteTimeout,
+		IdleTimeout:                  cfg.IdleTimeout,
+		ReadBufferSize:               frontReadBuffer,
+		MaxRequestBodySize:           frontMaxBodySize,
+		NoDefaultServerHeader:        true,
+		NoDefaultContentType:         true,
+		DisablePreParseMultipartForm: true,
+		CloseOnShutdown:              true,
+		KeepHijackedConns:            true, // handed-off connections belong to net/http
+		Logger:                       fastLogger{logger},
+	}
+	return f
+}
+
+// Serve implements service.Front.
+func (f *front) Serve(ln net.Listener) error { return f.srv.Serve(ln) }
+
+// Shutdown implements service.Front.
+func (f *front) Shutdown(ctx context.Context) error { return f.srv.ShutdownWithContext(ctx) }
+
+// ownRoutes are served by the net/http chain.
+var ownRoutes = map[string]bool{
+	"/stats": true, "/stats/local": true, "/healthz": true, "/readyz": true, "/metrics": true,
+	"/api/ws-heartbeat": true,
+}
+
+func (f *front) handle(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	path := ctx.Path()
+	if f.handsOff(ctx, path) {
+		f.handoff(ctx)
+		return
+	}
+	route, fw := "/", f.ui
+	switch {
+	case bytes.HasPrefix(path, []byte("/api/")):
+		route, fw = "/api/", f.api
+	case bytes.HasPrefix(path, []byte("/blog/")):
+		route, fw = "/blog/", f.api
+	case string(path) == "/blog":
+		route, fw = "/blog", f.api
+	}
+	method := methodName(ctx.Method())
+	count := f.traffic != nil && route == "/api/" && countedFast(&ctx.Request.Header)
+	id := service.NewRequestID(string(ctx.Request.Header.Peek(service.RequestIDHeader)))
+	status := fasthttp.StatusInternalServerError
+	defer func() {
+		if p := recover(); p != nil {
+			f.logger.Error("panic serving request", "method", method, "path", string(path), "panic", p, "stack", string(debug.Stack()))
+			status = upstream.WriteFastError(ctx, apierr.CodeInternal, "internal server error")
+		}
+		end := time.Now()
+		d := end.Sub(start)
+		if count {
+			f.traffic.requests.Record(end, d, status >= 500)
+		}
+		f.svc.Observe(route, method, status, d, func() (string, string) { return string(path), id })
+	}()
+	status = fw.Forward(ctx, id)
+}
+
+// methodName is the method as a constant string, so that the common ones
+// cost no allocation.
+func methodName(m []byte) string {
+	switch string(m) {
+	case fasthttp.MethodGet:
+		return fasthttp.MethodGet
+	case fasthttp.MethodPost:
+		return fasthttp.MethodPost
+	case fasthttp.MethodHead:
+		return fasthttp.MethodHead
+	case fasthttp.MethodPatch:
+		return fasthttp.MethodPatch
+	case fasthttp.MethodDelete:
+		return fasthttp.MethodDelete
+	case fasthttp.MethodPut:
+		return fasthttp.MethodPut
+	case fasthttp.MethodOptions:
+		return fasthttp.MethodOptions
+	}
+	return string(m)
+}
+
+// handsOff reports whether the request goes to the net/http chain.
+func (f *front) handsOff(ctx *fasthttp.RequestCtx, path []byte) bool {
+	if ownRoutes[string(path)] {
+		return true
+	}
+	h := &ctx.Request.Header
+	if len(h.Peek("Upgrade")) > 0 || h.IsConnect() {
+		return true
+	}
+	// fasthttp routes on the normalized, decoded path and would forward
+	// that; net/http redirects a non-canonical path and keeps escapes as
+	// sent. Anything whose raw path differs, or has escapes, goes there.
+	raw := h.RequestURI()
+	if i := bytes.IndexByte(raw, '?'); i >= 0 {
+		raw = raw[:i]
+	}
+	return !bytes.Equal(raw, path) || bytes.IndexByte(raw, '%') >= 0
+}
+
+// handoff gives the connection to net/http with the request replayed in
+// front of whatever the client sends next.
+func (f *front) handoff(ctx *fasthttp.RequestCtx) {
+	var hdr fasthttp.RequestHeader
+	ctx.Request.Header.CopyTo(&hdr)
+	body := ctx.Request.Body()
+	// fasthttp has already read (and de-chunked) the body and answered any
+	// Expect: 100-continue.
+	hdr.Del("Expect")
+	hdr.Del("Transfer-Encoding")
+	if len(body) > 0 || !hdr.IsGet() && !hdr.IsHead() {
+		hdr.SetContentLength(len(body))
+	}
+	replay := append(hdr.Header(), body...)
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(c net.Conn) {
+		if err := f.svc.Handoff(&replayConn{Conn: c, replay: replay}); err != nil {
+			f.logger.Debug("handoff refused", "err", err)
+		}
+	})
+}
+
+// replayConn reads replay before the connection's own bytes.
+type replayConn struct {
+	net.Conn
+	replay []byte
+}
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	if len(c.replay) > 0 {
+		n := copy(p, c.replay)
+		c.replay = c.replay[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// countedFast is counted for the fast path: HEAD and X-Heartbeat: true are
+// not real traffic.
+func countedFast(h *fasthttp.RequestHeader) bool {
+	if h.IsHead() {
+		return false
+	}
+	hb := h.Peek("X-Heartbeat")
+	return len(hb) == 0 || !bytes.EqualFold(bytes.TrimSpace(hb), []byte("true"))
+}
+
+// badRequest answers a request fasthttp could not read, in JSON.
+func (f *front) badRequest(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	var ne net.Error
+	code, msg := apierr.CodeBadRequest, "malformed request"
+	switch {
+	case errors.As(err, &small):
+		code, msg = apierr.CodeRequestHeaderFields, fmt.Sprintf("request head over %d bytes", frontReadBuffer)
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		code, msg = apierr.CodePayloadTooLarge, fmt.Sprintf("request body over %d bytes", frontMaxBodySize)
+	case errors.As(err, &ne) && ne.Timeout():
+		msg = "request not received in time"
+	}
+	f.logger.Debug("bad request", "err", err)
+	upstream.WriteFastError(ctx, code, msg)
+	ctx.SetConnectionClose()
+}
+
+// fastLogger routes fasthttp's own messages to slog at debug level.
+type fastLogger struct{ l *slog.Logger }
+
+func (l fastLogger) Printf(format string, args ...any) {
+	l.l.Debug("fasthttp", "msg", fmt.Sprintf(format, args...))
+}

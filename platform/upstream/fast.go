@@ -1,0 +1,250 @@
+package upstream
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"titanium/platform/apierr"
+)
+
+// FastOptions configure NewFast. Zero values take the defaults below.
+type FastOptions struct {
+	// Timeout bounds one exchange with an instance: connect, request,
+	// response headers and body (default 5 s).
+	Timeout time.Duration
+	// DialTimeout bounds a connect (default 1 s).
+	DialTimeout time.Duration
+	// IdleConnTimeout closes idle upstream connections (default 30 s, under
+	// our servers' 60 s idle timeout, so that the proxy closes first).
+	IdleConnTimeout time.Duration
+	// MaxConnsPerHost caps the connections to one instance (default 512);
+	// a request waits up to Timeout for a free one.
+	MaxConnsPerHost int
+	// MaxResponseBodySize caps a response body (default 64 MiB); a larger
+	// one is a 502. Responses are buffered whole, as nginx buffers them.
+	MaxResponseBodySize int
+	// Retry retries an idempotent request without a body once, on another
+	// instance if there is one, when it could not connect or the connection
+	// broke before any response. A POST is never replayed.
+	Retry bool
+	// Logger receives upstream errors (default: the pool's).
+	Logger *slog.Logger
+}
+
+// Fast forwards requests already parsed by a fasthttp server to a pool's
+// instances over pooled HTTP/1.1 connections, in the calling goroutine:
+// no per-request goroutine hand-offs, no header maps. It keeps NewProxy's
+// contract: instance selection, passive health, the one safe retry, JSON
+// 502/504 answers and edge forwarding headers.
+type Fast struct {
+	pool   *Pool
+	o      FastOptions
+	logger *slog.Logger
+	dialer net.Dialer
+}
+
+// NewFast returns a fast forwarder to pool's instances.
+func NewFast(pool *Pool, o FastOptions) *Fast {
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Second
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = time.Second
+	}
+	if o.IdleConnTimeout <= 0 {
+		o.IdleConnTimeout = 30 * time.Second
+	}
+	if o.MaxConnsPerHost <= 0 {
+		o.MaxConnsPerHost = 512
+	}
+	if o.MaxResponseBodySize <= 0 {
+		o.MaxResponseBodySize = 64 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = pool.opts.Logger
+	}
+	return &Fast{pool: pool, o: o, logger: o.Logger, dialer: net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}}
+}
+
+// client is h's connection pool, made on first use. A host dropped from the
+// pool (DNS change) takes its client with it: idle connections close after
+// IdleConnTimeout and the client's cleaner goroutine then ends.
+func (f *Fast) client(h *Host) *fasthttp.HostClient {
+	if c := h.fast.Load(); c != nil {
+		return c
+	}
+	c := &fasthttp.HostClient{
+		Addr:                      h.addr,
+		Dial:                      f.dial,
+		MaxConns:                  f.o.MaxConnsPerHost,
+		MaxConnWaitTimeout:        f.o.Timeout,
+		MaxIdleConnDuration:       f.o.IdleConnTimeout,
+		MaxResponseBodySize:       f.o.MaxResponseBodySize,
+		ReadBufferSize:            16 << 10,
+		MaxIdemponentCallAttempts: 1, // retries are Forward's decision alone
+		NoDefaultUserAgentHeader:  true,
+		ConnPoolStrategy:          fasthttp.LIFO, // warm connections first; the rest idle out
+	}
+	if h.fast.CompareAndSwap(nil, c) {
+		return c
+	}
+	return h.fast.Load()
+}
+
+func (f *Fast) dial(addr string) (net.Conn, error) { return f.dialer.Dial("tcp", addr) }
+
+// hopHeaders are removed in both directions (RFC 9110 section 7.6.1), as
+// httputil.ReverseProxy removes them. Connection and Transfer-Encoding are
+// fasthttp's own fields and handled by it.
+var hopHeaders = []string{"Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Upgrade"}
+
+// Forward sends ctx's request to an instance and puts the answer, or a JSON
+// error, in ctx's response; it returns the status written. The request is
+// modified in place: the forwarding headers become the edge's own (whatever
+// the client sent in X-Forwarded-* and X-Real-Ip is replaced), hop-by-hop
+// headers go, and requestID is set. The caller must have refused upgrades.
+func (f *Fast) Forward(ctx *fasthttp.RequestCtx, requestID string) int {
+	req := &ctx.Request
+	closeAfter := req.Header.ConnectionClose()
+	req.Header.ResetConnectionClose()
+	stripHop(&req.Header)
+	ip := ctx.RemoteIP().String()
+	req.Header.Set("X-Forwarded-For", ip)
+	req.Header.Set("X-Real-Ip", ip)
+	req.Header.SetBytesV("X-Forwarded-Host", req.Header.Host())
+	req.Header.Set("X-Forwarded-Proto", "http")
+	req.Header.Del("Forwarded")
+	req.Header.Set("X-Request-Id", requestID)
+
+	status := f.forward(ctx)
+	resp := &ctx.Response
+	resp.Header.ResetConnectionClose()
+	if closeAfter {
+		resp.SetConnectionClose()
+	}
+	resp.Header.Set("X-Request-Id", requestID)
+	return status
+}
+
+func (f *Fast) forward(ctx *fasthttp.RequestCtx) int {
+	req, resp := &ctx.Request, &ctx.Response
+	h := f.pool.Select(nil)
+	if h == nil {
+		return f.fail(ctx, errNoInstance)
+	}
+	err := f.try(h, req, resp)
+	if err != nil && f.o.Retry && retryableFast(req) && (isDialError(err) || isConnLostFast(err)) {
+		other := f.pool.SelectOther(nil, h)
+		if other == nil && !isDialError(err) {
+			// One instance whose pooled connection had closed under us: a
+			// fresh connection to it is the retry.
+			other = h
+		}
+		if other != nil {
+			err = f.try(other, req, resp)
+		}
+	}
+	if err != nil {
+		return f.fail(ctx, err)
+	}
+	stripHopResponse(&resp.Header)
+	return resp.StatusCode()
+}
+
+func (f *Fast) try(h *Host, req *fasthttp.Request, resp *fasthttp.Response) error {
+	h.inflight.Add(1)
+	err := f.client(h).DoTimeout(req, resp, f.o.Timeout)
+	h.inflight.Add(-1)
+	switch code := resp.StatusCode(); {
+	case err != nil:
+		f.pool.Fail(h, isDialError(err), err.Error())
+	case code == http.StatusBadGateway, code == http.StatusServiceUnavailable, code == http.StatusGatewayTimeout:
+		f.pool.Fail(h, false, http.StatusText(code))
+	default:
+		f.pool.Succeed(h)
+	}
+	return err
+}
+
+// retryableFast: idempotent methods without a body.
+func retryableFast(req *fasthttp.Request) bool {
+	if !req.Header.IsGet() && !req.Header.IsHead() && !req.Header.IsOptions() {
+		return false
+	}
+	return len(req.Body()) == 0
+}
+
+// isConnLostFast is isConnLost plus fasthttp's own word for a connection
+// closed before the first response byte.
+func isConnLostFast(err error) bool {
+	return errors.Is(err, fasthttp.ErrConnectionClosed) || isConnLost(err)
+}
+
+func isTimeoutFast(err error) bool {
+	return errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, fasthttp.ErrNoFreeConns) || isTimeout(err)
+}
+
+func (f *Fast) fail(ctx *fasthttp.RequestCtx, err error) int {
+	path := string(ctx.Path())
+	if isTimeoutFast(err) {
+		f.logger.Warn("upstream timed out", "upstream", f.pool.name, "path", path, "err", err)
+		return WriteFastError(ctx, apierr.CodeGatewayTimeout, f.pool.name+" did not answer in time")
+	}
+	f.logger.Warn("upstream unavailable", "upstream", f.pool.name, "path", path, "err", err)
+	return WriteFastError(ctx, apierr.CodeBadGateway, f.pool.name+" is unavailable")
+}
+
+// WriteFastError replaces ctx's response with our JSON error for code and
+// returns its status.
+func WriteFastError(ctx *fasthttp.RequestCtx, code, message string) int {
+	status := apierr.StatusOf(code)
+	body, _ := json.Marshal(&apierr.Error{Code: code, Message: message})
+	resp := &ctx.Response
+	closeConn := resp.ConnectionClose()
+	resp.Reset()
+	if closeConn {
+		resp.SetConnectionClose()
+	}
+	resp.SetStatusCode(status)
+	resp.Header.SetContentType("application/json")
+	resp.Header.Set("X-Content-Type-Options", "nosniff")
+	resp.SetBody(append(body, '\n'))
+	return status
+}
+
+// stripHop removes the hop-by-hop headers of a request, including those the
+// Connection header names.
+func stripHop(h *fasthttp.RequestHeader) {
+	if c := h.Peek("Connection"); len(c) > 0 {
+		for _, name := range bytes.Split(c, []byte(",")) {
+			if name = bytes.TrimSpace(name); len(name) > 0 {
+				h.DelBytes(name)
+			}
+		}
+		h.Del("Connection")
+	}
+	for _, k := range hopHeaders {
+		h.Del(k)
+	}
+}
+
+func stripHopResponse(h *fasthttp.ResponseHeader) {
+	if c := h.Peek("Connection"); len(c) > 0 {
+		for _, name := range bytes.Split(c, []byte(",")) {
+			if name = bytes.TrimSpace(name); len(name) > 0 {
+				h.DelBytes(name)
+			}
+		}
+		h.Del("Connection")
+	}
+	for _, k := range hopHeaders {
+		h.Del(k)
+	}
+}
