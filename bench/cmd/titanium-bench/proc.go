@@ -109,8 +109,9 @@ func startStockProxy(ctx context.Context, upstream string) (*proc, error) {
 	return startProc(ctx, "stock-proxy", self, []string{"stock-proxy", "{addr}", upstream}, nil, "/")
 }
 
-// startLB runs the load balancer binary alone in front of upstream.
-func startLB(ctx context.Context, bin, upstream string, trafficStats bool) (*proc, error) {
+// startLB runs the load balancer binary alone in front of upstream, with
+// its fasthttp front (the default) or on the net/http chain alone.
+func startLB(ctx context.Context, bin, upstream string, trafficStats, fastPath bool) (*proc, error) {
 	return startProc(ctx, "load-balancer", bin+"/load-balancer", nil, map[string]string{
 		"INSTANCE_ID":      "bench-lb",
 		"LB_API_UPSTREAMS": upstream,
@@ -118,6 +119,7 @@ func startLB(ctx context.Context, bin, upstream string, trafficStats bool) (*pro
 		"LB_STATS_TARGETS": "",
 		"LB_PEERS":         "",
 		"LB_TRAFFIC_STATS": strconv.FormatBool(trafficStats),
+		"LB_FAST_PATH":     strconv.FormatBool(fastPath),
 	}, "/readyz")
 }
 

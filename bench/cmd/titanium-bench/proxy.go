@@ -73,6 +73,8 @@ func roundRobin(ctx context.Context, b *bench, names []string, urls []string, pi
 	return out, nil
 }
 
+func us(d time.Duration) float64 { return float64(d) / 1e3 }
+
 func fmtRPS(v []float64) string {
 	s := make([]string, len(v))
 	for i, x := range v {
@@ -90,11 +92,16 @@ func runB2(ctx context.Context, b *bench) error {
 		return err
 	}
 	defer be.stop()
-	lb, err := startLB(ctx, b.bin, be.url, true)
+	lb, err := startLB(ctx, b.bin, be.url, true, true)
 	if err != nil {
 		return err
 	}
 	defer lb.stop()
+	slow, err := startLB(ctx, b.bin, be.url, true, false)
+	if err != nil {
+		return err
+	}
+	defer slow.stop()
 	port, err := devstack.FreePort()
 	if err != nil {
 		return err
@@ -115,8 +122,10 @@ func runB2(ctx context.Context, b *bench) error {
 	}
 	direct := "direct"
 	stockName := "stock ReverseProxy"
-	m, err := roundRobin(ctx, b, []string{"load-balancer", "nginx", stockName, direct},
-		[]string{lb.url + "/api/bench", ng.URL + "/api/bench", stock.url + "/api/bench", be.url + "/api/bench"}, []int{lb.pid(), 0, 0, 0}, rounds, d)
+	slowName := "LB net/http"
+	m, err := roundRobin(ctx, b, []string{"load-balancer", "nginx", slowName, stockName, direct},
+		[]string{lb.url + "/api/bench", ng.URL + "/api/bench", slow.url + "/api/bench", stock.url + "/api/bench", be.url + "/api/bench"},
+		[]int{lb.pid(), 0, slow.pid(), 0, 0}, rounds, d)
 	if err != nil {
 		return err
 	}
@@ -125,8 +134,10 @@ func runB2(ctx context.Context, b *bench) error {
 		return fmt.Errorf("nginx served nothing")
 	}
 	note := fmt.Sprintf("wrk -t%d -c%d, best of %d rounds of %s", wrkThreads, wrkConns, rounds, d)
-	b.rep.Add("B2", "LB max throughput", l.best.RPS, "req/s", fmt.Sprintf("rounds %s; p99 %.2f ms; errors %d", fmtRPS(l.roundsRPS), report.Ms(l.best.P99), l.best.Errors))
+	b.rep.Add("B2", "LB max throughput (fasthttp front)", l.best.RPS, "req/s", fmt.Sprintf("rounds %s; p99 %.2f ms; errors %d", fmtRPS(l.roundsRPS), report.Ms(l.best.P99), l.best.Errors))
 	b.rep.Add("B2", "nginx max throughput", n.best.RPS, "req/s", fmt.Sprintf("rounds %s; p99 %.2f ms; errors %d", fmtRPS(n.roundsRPS), report.Ms(n.best.P99), n.best.Errors))
+	sl := m[slowName]
+	b.rep.Add("B2", "LB on its net/http chain (LB_FAST_PATH=false)", sl.best.RPS, "req/s", fmt.Sprintf("rounds %s; LB CPU %.1f µs/req vs %.1f with the fasthttp front", fmtRPS(sl.roundsRPS), us(sl.cpuPerReq), us(l.cpuPerReq)))
 	st := m[stockName]
 	b.rep.Add("B2", "stock ReverseProxy max throughput", st.best.RPS, "req/s", fmt.Sprintf("httputil.NewSingleHostReverseProxy, 256 idle conns; rounds %s", fmtRPS(st.roundsRPS)))
 	b.rep.Add("B2", "backend direct (no proxy)", m[direct].best.RPS, "req/s", "ceiling for both")
@@ -151,12 +162,12 @@ func runB3(ctx context.Context, b *bench) error {
 		return err
 	}
 	defer be.stop()
-	on, err := startLB(ctx, b.bin, be.url, true)
+	on, err := startLB(ctx, b.bin, be.url, true, true)
 	if err != nil {
 		return err
 	}
 	defer on.stop()
-	off, err := startLB(ctx, b.bin, be.url, false)
+	off, err := startLB(ctx, b.bin, be.url, false, true)
 	if err != nil {
 		return err
 	}
@@ -182,7 +193,7 @@ func runB3(ctx context.Context, b *bench) error {
 		fmt.Sprintf("on %.1f µs vs off %.1f µs (least of %d rounds; 10 ms tick resolution)", float64(mOn.cpuPerReq)/1e3, float64(mOff.cpuPerReq)/1e3, rounds))
 
 	// RSS: a fresh LB with stats on, at 100 then at 10,000 requests/s.
-	lb, err := startLB(ctx, b.bin, be.url, true)
+	lb, err := startLB(ctx, b.bin, be.url, true, true)
 	if err != nil {
 		return err
 	}
