@@ -134,7 +134,7 @@ func runB2(ctx context.Context, b *bench) error {
 		return fmt.Errorf("nginx served nothing")
 	}
 	note := fmt.Sprintf("wrk -t%d -c%d, best of %d rounds of %s", wrkThreads, wrkConns, rounds, d)
-	b.rep.Add("B2", "LB max throughput (fasthttp front)", l.best.RPS, "req/s", fmt.Sprintf("rounds %s; p99 %.2f ms; errors %d", fmtRPS(l.roundsRPS), report.Ms(l.best.P99), l.best.Errors))
+	b.rep.Add("B2", "LB max throughput", l.best.RPS, "req/s", fmt.Sprintf("fasthttp front; rounds %s; p99 %.2f ms; errors %d", fmtRPS(l.roundsRPS), report.Ms(l.best.P99), l.best.Errors))
 	b.rep.Add("B2", "nginx max throughput", n.best.RPS, "req/s", fmt.Sprintf("rounds %s; p99 %.2f ms; errors %d", fmtRPS(n.roundsRPS), report.Ms(n.best.P99), n.best.Errors))
 	sl := m[slowName]
 	b.rep.Add("B2", "LB on its net/http chain (LB_FAST_PATH=false)", sl.best.RPS, "req/s", fmt.Sprintf("rounds %s; LB CPU %.1f µs/req vs %.1f with the fasthttp front", fmtRPS(sl.roundsRPS), us(sl.cpuPerReq), us(l.cpuPerReq)))
