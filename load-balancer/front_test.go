@@ -95,6 +95,18 @@ func startLB(t *testing.T, env map[string]string) (string, *service.Server) {
 	return "http://" + srv.Addr(), srv
 }
 
+// dialLB opens a raw connection to the balancer, with a deadline.
+func dialLB(t *testing.T, lbURL string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", strings.TrimPrefix(lbURL, "http://"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c, bufio.NewReader(c)
+}
+
 func readResponse(t *testing.T, br *bufio.Reader) (*http.Response, string) {
 	t.Helper()
 	resp, err := http.ReadResponse(br, nil)
@@ -116,13 +128,7 @@ func readResponse(t *testing.T, br *bufio.Reader) (*http.Response, string) {
 func TestFrontHandoffKeepsTheConnection(t *testing.T) {
 	be, seen := echoBackend(t)
 	lbURL, _ := startLB(t, map[string]string{"LB_API_UPSTREAMS": be.URL, "LB_UI_UPSTREAMS": be.URL})
-	c, err := net.DialTimeout("tcp", strings.TrimPrefix(lbURL, "http://"), time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	br := bufio.NewReader(c)
+	c, br := dialLB(t, lbURL)
 	send := func(s string) {
 		if _, err := io.WriteString(c, s); err != nil {
 			t.Fatal(err)
@@ -164,14 +170,9 @@ func TestFrontHandoffKeepsTheConnection(t *testing.T) {
 func TestFrontNonCanonicalPath(t *testing.T) {
 	be, seen := echoBackend(t)
 	lbURL, _ := startLB(t, map[string]string{"LB_API_UPSTREAMS": be.URL, "LB_UI_UPSTREAMS": be.URL})
-	c, err := net.DialTimeout("tcp", strings.TrimPrefix(lbURL, "http://"), time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	c, br := dialLB(t, lbURL)
 	_, _ = io.WriteString(c, "GET /api/../stats HTTP/1.1\r\nHost: lb\r\n\r\n")
-	resp, _ := readResponse(t, bufio.NewReader(c))
+	resp, _ := readResponse(t, br)
 	if resp.StatusCode/100 != 3 || resp.Header.Get("Location") != "/stats" {
 		t.Fatalf("GET /api/../stats: %d Location %q, want a redirect to /stats", resp.StatusCode, resp.Header.Get("Location"))
 	}
@@ -277,14 +278,9 @@ func TestFrontErrors(t *testing.T) {
 	}
 	// The length alone refuses the body: the answer comes before it is sent
 	// (a client still writing would see its write reset).
-	c, err := net.DialTimeout("tcp", strings.TrimPrefix(lbURL, "http://"), time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	c, br := dialLB(t, lbURL)
 	fmt.Fprintf(c, "POST /api/x HTTP/1.1\r\nHost: lb\r\nContent-Length: %d\r\n\r\nbbbb", frontMaxBodySize+1)
-	resp, body := readResponse(t, bufio.NewReader(c))
+	resp, body := readResponse(t, br)
 	if resp.StatusCode != 413 || !strings.Contains(body, `"payload_too_large"`) {
 		t.Errorf("oversize body: %d %s, want 413 payload_too_large", resp.StatusCode, body)
 	}

@@ -154,7 +154,7 @@ func (f *Fast) forward(ctx *fasthttp.RequestCtx) int {
 	if err != nil {
 		return f.fail(ctx, err)
 	}
-	stripHopResponse(&resp.Header)
+	stripHop(&resp.Header)
 	return resp.StatusCode()
 }
 
@@ -219,23 +219,16 @@ func WriteFastError(ctx *fasthttp.RequestCtx, code, message string) int {
 	return status
 }
 
-// stripHop removes the hop-by-hop headers of a request, including those the
-// Connection header names.
-func stripHop(h *fasthttp.RequestHeader) {
-	if c := h.Peek("Connection"); len(c) > 0 {
-		for _, name := range bytes.Split(c, []byte(",")) {
-			if name = bytes.TrimSpace(name); len(name) > 0 {
-				h.DelBytes(name)
-			}
-		}
-		h.Del("Connection")
-	}
-	for _, k := range hopHeaders {
-		h.Del(k)
-	}
+// hopHeader is what stripHop needs of a request or response header.
+type hopHeader interface {
+	Peek(key string) []byte
+	Del(key string)
+	DelBytes(key []byte)
 }
 
-func stripHopResponse(h *fasthttp.ResponseHeader) {
+// stripHop removes the hop-by-hop headers, including those the Connection
+// header names.
+func stripHop(h hopHeader) {
 	if c := h.Peek("Connection"); len(c) > 0 {
 		for _, name := range bytes.Split(c, []byte(",")) {
 			if name = bytes.TrimSpace(name); len(name) > 0 {
