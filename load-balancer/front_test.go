@@ -21,6 +21,7 @@ import (
 
 // echoBackend answers every request with what it received, as JSON.
 type echoed struct {
+	Proto  string      `json:"proto"`
 	Method string      `json:"method"`
 	URI    string      `json:"uri"`
 	Body   string      `json:"body"`
@@ -47,7 +48,7 @@ func echoBackend(t *testing.T) (*httptest.Server, *[]string) {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Keep-Alive", "timeout=5") // hop-by-hop: must not reach the client
-		_ = json.NewEncoder(w).Encode(echoed{r.Method, r.RequestURI, string(b), r.Header})
+		_ = json.NewEncoder(w).Encode(echoed{r.Proto, r.Method, r.RequestURI, string(b), r.Header})
 	}))
 	t.Cleanup(srv.Close)
 	return srv, &seen
@@ -230,6 +231,38 @@ func TestFrontForwardingHeaders(t *testing.T) {
 	}
 	if v := resp.Header.Get("X-Request-Id"); v != "trace-me-1" {
 		t.Errorf("response X-Request-Id %q, want trace-me-1", v)
+	}
+}
+
+// An HTTP/1.0 client gets its answer and its connection closed, while the
+// upstream connection stays HTTP/1.1; a 100-continue is answered by the
+// front, and the upstream gets the body without the Expect header.
+func TestFrontProtocolEdges(t *testing.T) {
+	be, _ := echoBackend(t)
+	lbURL, _ := startLB(t, map[string]string{"LB_API_UPSTREAMS": be.URL, "LB_UI_UPSTREAMS": be.URL})
+	c, br := dialLB(t, lbURL)
+	_, _ = io.WriteString(c, "GET /api/old HTTP/1.0\r\nHost: lb\r\n\r\n")
+	resp, body := readResponse(t, br)
+	var e echoed
+	if err := json.Unmarshal([]byte(body), &e); err != nil || resp.StatusCode != 200 || e.Proto != "HTTP/1.1" {
+		t.Fatalf("HTTP/1.0 GET: %d %s, want 200 and HTTP/1.1 upstream", resp.StatusCode, body)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("after an HTTP/1.0 answer: read %v, want the connection closed", err)
+	}
+
+	c, br = dialLB(t, lbURL)
+	_, _ = io.WriteString(c, "POST /api/expect HTTP/1.1\r\nHost: lb\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+	line, err := br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100 ") {
+		t.Fatalf("after Expect: 100-continue: %q %v, want 100 Continue", line, err)
+	}
+	_, _ = br.ReadString('\n') // the blank line ending the interim response
+	_, _ = io.WriteString(c, "hello")
+	resp, body = readResponse(t, br)
+	e = echoed{}
+	if err := json.Unmarshal([]byte(body), &e); err != nil || resp.StatusCode != 200 || e.Body != "hello" || e.Header.Get("Expect") != "" {
+		t.Fatalf("POST with 100-continue: %d %s, want the body upstream without Expect", resp.StatusCode, body)
 	}
 }
 

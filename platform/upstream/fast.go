@@ -112,9 +112,15 @@ var hopHeaders = []string{"Keep-Alive", "Proxy-Connection", "Proxy-Authenticate"
 // headers go, and requestID is set. The caller must have refused upgrades.
 func (f *Fast) Forward(ctx *fasthttp.RequestCtx, requestID string) int {
 	req := &ctx.Request
-	closeAfter := req.Header.ConnectionClose()
+	closeAfter := req.Header.ConnectionClose() // also true for an HTTP/1.0 client without keep-alive
 	req.Header.ResetConnectionClose()
+	if !req.Header.IsHTTP11() {
+		// Upstream connections stay HTTP/1.1 keep-alive whatever the client speaks.
+		req.Header.SetProtocol("HTTP/1.1")
+	}
 	stripHop(&req.Header)
+	// The body is already read whole (the server answered any 100-continue).
+	req.Header.Del("Expect")
 	ip := ctx.RemoteIP().String()
 	req.Header.Set("X-Forwarded-For", ip)
 	req.Header.Set("X-Real-Ip", ip)
