@@ -43,9 +43,13 @@ func newFront(svc *service.Server, ui, api *upstream.Fast, t *traffic, logger *s
 	f := &front{svc: svc, ui: ui, api: api, traffic: t, logger: logger}
 	cfg := svc.Config
 	f.srv = &fasthttp.Server{
-		Handler:                      f.handle,
-		ErrorHandler:                 f.badRequest,
-		ReadTimeout:                  cfg.WriteTimeout, // a whole request, head and body
+		Handler:      f.handle,
+		ErrorHandler: f.badRequest,
+		// A request head must arrive within ReadHeaderTimeout of its first
+		// byte (a new connection's first byte too), as on net/http; a body
+		// then gets WriteTimeout (bodyTimeout).
+		ReadTimeout:                  cfg.ReadHeaderTimeout,
+		HeaderReceived:               f.bodyTimeout,
 		WriteTimeout:                 cfg.WriteTimeout,
 		IdleTimeout:                  cfg.IdleTimeout,
 		ReadBufferSize:               frontReadBuffer,
@@ -58,6 +62,15 @@ func newFront(svc *service.Server, ui, api *upstream.Fast, t *traffic, logger *s
 		Logger:                       fastLogger{logger},
 	}
 	return f
+}
+
+// bodyTimeout gives a request with a body the platform's write timeout to
+// arrive whole.
+func (f *front) bodyTimeout(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	if h.ContentLength() == 0 {
+		return fasthttp.RequestConfig{}
+	}
+	return fasthttp.RequestConfig{ReadTimeout: f.svc.Config.WriteTimeout}
 }
 
 // Serve implements service.Front.
@@ -153,6 +166,7 @@ func (f *front) handsOff(ctx *fasthttp.RequestCtx, path []byte) bool {
 func (f *front) handoff(ctx *fasthttp.RequestCtx) {
 	var hdr fasthttp.RequestHeader
 	ctx.Request.Header.CopyTo(&hdr)
+	hdr.SetNoDefaultContentType(true)
 	body := ctx.Request.Body()
 	// fasthttp has already read (and de-chunked) the body and answered any
 	// Expect: 100-continue.
@@ -195,18 +209,24 @@ func countedFast(h *fasthttp.RequestHeader) bool {
 	return len(hb) == 0 || !bytes.EqualFold(bytes.TrimSpace(hb), []byte("true"))
 }
 
-// badRequest answers a request fasthttp could not read, in JSON.
+// badRequest answers a request fasthttp could not read, in JSON. A request
+// that did not arrive in time gets no answer: the connection is closed, as
+// net/http closes it (an idle connection a client dialled ahead must not
+// receive an unasked response, and a slowloris deserves none).
 func (f *front) badRequest(ctx *fasthttp.RequestCtx, err error) {
 	var small *fasthttp.ErrSmallBuffer
 	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		f.logger.Debug("request not received in time", "err", err)
+		_ = ctx.Conn().Close()
+		return
+	}
 	code, msg := apierr.CodeBadRequest, "malformed request"
 	switch {
 	case errors.As(err, &small):
 		code, msg = apierr.CodeRequestHeaderFields, fmt.Sprintf("request head over %d bytes", frontReadBuffer)
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		code, msg = apierr.CodePayloadTooLarge, fmt.Sprintf("request body over %d bytes", frontMaxBodySize)
-	case errors.As(err, &ne) && ne.Timeout():
-		msg = "request not received in time"
 	}
 	f.logger.Debug("bad request", "err", err)
 	upstream.WriteFastError(ctx, code, msg)

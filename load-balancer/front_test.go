@@ -266,6 +266,70 @@ func TestFrontProtocolEdges(t *testing.T) {
 	}
 }
 
+// A POST on a pooled connection that the instance closed while it was idle
+// (as a graceful shutdown does) is sent on a fresh connection, not lost.
+func TestFrontStaleConnection(t *testing.T) {
+	be, seen := echoBackend(t)
+	lbURL, _ := startLB(t, map[string]string{"LB_API_UPSTREAMS": be.URL, "LB_UI_UPSTREAMS": be.URL})
+	for i := range 3 {
+		if code, m := getJSON(t, http.MethodPost, fmt.Sprintf("%s/api/p/%d", lbURL, i), nil, strings.NewReader("x")); code != 200 {
+			t.Fatalf("POST %d: %d %v", i, code, m)
+		}
+		// The backend closes its idle connections, the balancer's pooled
+		// one among them, and keeps serving new ones.
+		time.Sleep(20 * time.Millisecond) // the backend marks it idle after answering
+		be.Config.SetKeepAlivesEnabled(false)
+		be.Config.SetKeepAlivesEnabled(true)
+		time.Sleep(20 * time.Millisecond) // let the FIN arrive
+	}
+	if len(*seen) != 3 {
+		t.Fatalf("backend saw %v, want each POST once", *seen)
+	}
+}
+
+// A request without Content-Type reaches the upstream without one, on the
+// front and after a handoff alike.
+func TestFrontKeepsContentTypeAbsent(t *testing.T) {
+	be, _ := echoBackend(t)
+	lbURL, _ := startLB(t, map[string]string{"LB_API_UPSTREAMS": be.URL, "LB_UI_UPSTREAMS": be.URL})
+	c, br := dialLB(t, lbURL)
+	for _, path := range []string{"/api/a", "/api/b"} {
+		if path == "/api/b" {
+			_, _ = io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: lb\r\n\r\n")
+			readResponse(t, br) // the connection is net/http's from here
+		}
+		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: lb\r\nContent-Length: 2\r\n\r\n{}", path)
+		resp, body := readResponse(t, br)
+		var e echoed
+		if err := json.Unmarshal([]byte(body), &e); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("POST %s: %d %s", path, resp.StatusCode, body)
+		}
+		if ct := e.Header.Get("Content-Type"); ct != "" {
+			t.Errorf("POST %s: upstream got Content-Type %q, want none", path, ct)
+		}
+	}
+}
+
+// A connection that sends nothing, or dribbles a request head, is closed
+// after the header timeout (2 s) without any answer, as net/http does.
+func TestFrontHeaderTimeout(t *testing.T) {
+	be, _ := echoBackend(t)
+	lbURL, _ := startLB(t, map[string]string{"LB_API_UPSTREAMS": be.URL, "LB_UI_UPSTREAMS": be.URL})
+	_, idleR := dialLB(t, lbURL)
+	slow, slowR := dialLB(t, lbURL)
+	_, _ = io.WriteString(slow, "GET /api/x HTTP/1.1\r\nHost: lb\r\nX-Slow: ")
+	start := time.Now()
+	for name, br := range map[string]*bufio.Reader{"silent": idleR, "dribbling": slowR} {
+		b, err := br.ReadByte()
+		if err != io.EOF {
+			t.Errorf("%s connection: read %q %v, want it closed without an answer", name, b, err)
+		}
+	}
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("closed after %v, want about 2 s", d)
+	}
+}
+
 func getJSON(t *testing.T, method, url string, hdr map[string]string, body io.Reader) (int, map[string]any) {
 	t.Helper()
 	req, _ := http.NewRequest(method, url, body)

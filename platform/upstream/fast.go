@@ -30,9 +30,10 @@ type FastOptions struct {
 	// MaxResponseBodySize caps a response body (default 64 MiB); a larger
 	// one is a 502. Responses are buffered whole, as nginx buffers them.
 	MaxResponseBodySize int
-	// Retry retries an idempotent request without a body once, on another
-	// instance if there is one, when it could not connect or the connection
-	// broke before any response. A POST is never replayed.
+	// Retry sends a request once more, on another instance if there is
+	// one, when it could not connect (any method: nothing was sent), or when
+	// an idempotent request without a body lost its connection before any
+	// response. A POST that reached an instance is never replayed.
 	Retry bool
 	// Logger receives upstream errors (default: the pool's).
 	Logger *slog.Logger
@@ -98,7 +99,17 @@ func (f *Fast) client(h *Host) *fasthttp.HostClient {
 	return h.fast.Load()
 }
 
-func (f *Fast) dial(addr string) (net.Conn, error) { return f.dialer.Dial("tcp", addr) }
+func (f *Fast) dial(addr string) (net.Conn, error) {
+	c, err := f.dialer.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return guard(c), nil
+}
+
+// maxStaleRetries bounds the resends of a request that met closed idle
+// connections.
+const maxStaleRetries = 2
 
 // hopHeaders are removed in both directions (RFC 9110 section 7.6.1), as
 // httputil.ReverseProxy removes them. Connection and Transfer-Encoding are
@@ -114,6 +125,9 @@ func (f *Fast) Forward(ctx *fasthttp.RequestCtx, requestID string) int {
 	req := &ctx.Request
 	closeAfter := req.Header.ConnectionClose() // also true for an HTTP/1.0 client without keep-alive
 	req.Header.ResetConnectionClose()
+	// A request without Content-Type goes without one (fasthttp would add
+	// text/plain).
+	req.Header.SetNoDefaultContentType(true)
 	if !req.Header.IsHTTP11() {
 		// Upstream connections stay HTTP/1.1 keep-alive whatever the client speaks.
 		req.Header.SetProtocol("HTTP/1.1")
@@ -146,7 +160,21 @@ func (f *Fast) forward(ctx *fasthttp.RequestCtx) int {
 		return f.fail(ctx, errNoInstance)
 	}
 	err := f.try(h, req, resp)
-	if err != nil && f.o.Retry && retryableFast(req) && (isDialError(err) || isConnLostFast(err)) {
+	// Connections the instance closed while idle: the request was not
+	// written, so it goes again whatever its method, on another instance
+	// when there is one (the instance is likely shutting down).
+	for i := 0; i < maxStaleRetries && errors.Is(err, errStaleConn); i++ {
+		// Its other idle connections are as likely to be closed.
+		f.client(h).CloseIdleConnections()
+		if other := f.pool.SelectOther(nil, h); other != nil {
+			h = other
+		}
+		err = f.try(h, req, resp)
+	}
+	// A failed connect sent nothing: any method may go elsewhere. A
+	// connection lost before an answer may have delivered the request:
+	// only idempotent methods go again.
+	if err != nil && f.o.Retry && (isDialError(err) || retryableFast(req) && isConnLostFast(err)) {
 		other := f.pool.SelectOther(nil, h)
 		if other == nil && !isDialError(err) {
 			// One instance whose pooled connection had closed under us: a
@@ -169,6 +197,8 @@ func (f *Fast) try(h *Host, req *fasthttp.Request, resp *fasthttp.Response) erro
 	err := f.client(h).DoTimeout(req, resp, f.o.Timeout)
 	h.inflight.Add(-1)
 	switch code := resp.StatusCode(); {
+	case errors.Is(err, errStaleConn):
+		// Not an exchange that failed: the connection was closed while idle.
 	case err != nil:
 		f.pool.Fail(h, isDialError(err), err.Error())
 	case code == http.StatusBadGateway, code == http.StatusServiceUnavailable, code == http.StatusGatewayTimeout:

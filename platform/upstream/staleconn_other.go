@@ -1,0 +1,9 @@
+//go:build !(linux || darwin || freebsd)
+
+package upstream
+
+import "syscall"
+
+// peerGone cannot peek on this platform: a stale connection is found when
+// the request fails.
+func peerGone(syscall.RawConn) bool { return false }
