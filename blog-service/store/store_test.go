@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -185,6 +186,7 @@ func TestListWalkWhileCreating(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var created sync.Map
+	var made atomic.Int64
 	for w := 0; w < 3; w++ {
 		wg.Add(1)
 		go func() {
@@ -201,19 +203,35 @@ func TestListWalkWhileCreating(t *testing.T) {
 					return
 				}
 				created.Store(p.ID, true)
+				made.Add(1)
 			}
 		}()
 	}
+	// A page is fast: without these waits the walk can end before any
+	// writer has committed, and then the test proves nothing.
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	waitFor("the writers to start", func() bool { return made.Load() > 0 })
 
 	seen := map[int64]int{}
 	var before int64
 	pages := 0
+	atStart := made.Load()
 	for {
 		posts, more, err := s.List(ctx, before, 7)
 		if err != nil {
 			t.Fatal(err)
 		}
 		pages++
+		if pages == 1 {
+			waitFor("a post created during the walk", func() bool { return made.Load() > atStart })
+		}
 		for _, p := range posts {
 			seen[p.ID]++
 		}
