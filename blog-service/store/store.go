@@ -81,6 +81,11 @@ const timeLayout = "2006-01-02T15:04:05.000000Z"
 type Store struct {
 	db  *sqlitedb.DB
 	now func() time.Time
+	// Prepared once, on the pool they run on: database/sql prepares each
+	// on a connection the first time it runs there and keeps it, so a
+	// request no longer pays sqlite3_prepare (a tenth of a list's CPU).
+	get, listFirst, listAfter, count *sql.Stmt // read pool
+	insert                           *sql.Stmt // writer, used inside transactions
 }
 
 // Open opens (creating when missing) the posts database at path and
@@ -90,25 +95,54 @@ func Open(ctx context.Context, path string, sync sqlitedb.Synchronous) (*Store, 
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db: db, now: time.Now}, nil
+	s := &Store{db: db, now: time.Now}
+	for _, p := range []struct {
+		dst   **sql.Stmt
+		pool  *sql.DB
+		query string
+	}{
+		{&s.get, db.Read, getQuery},
+		{&s.listFirst, db.Read, listFirstQuery},
+		{&s.listAfter, db.Read, listAfterQuery},
+		{&s.count, db.Read, countQuery},
+		{&s.insert, db.Write, insertQuery},
+	} {
+		if *p.dst, err = p.pool.PrepareContext(ctx, p.query); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("prepare %q: %w", p.query, err)
+		}
+	}
+	return s, nil
 }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the prepared statements and the database.
+func (s *Store) Close() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{s.get, s.listFirst, s.listAfter, s.count, s.insert} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	return errors.Join(append(errs, s.db.Close())...)
+}
 
 // Ping checks both connection pools with a real query.
 func (s *Store) Ping(ctx context.Context) error { return s.db.Ping(ctx) }
 
 const postColumns = `id, title, content, author, created_at, updated_at`
 
+const (
+	getQuery    = `SELECT ` + postColumns + ` FROM posts WHERE id = ?`
+	countQuery  = `SELECT n FROM post_count WHERE id = 1`
+	insertQuery = `INSERT INTO posts (title, content, author, created_at, updated_at)
+		 VALUES (?, ?, ?, ?, ?) RETURNING ` + postColumns
+)
+
 // Create stores a new post by author and returns it with its id. The post
 // is committed (in the WAL) when Create returns.
 func (s *Store) Create(ctx context.Context, author, title, content string) (Post, error) {
 	ts := s.now().UTC().Format(timeLayout)
-	p, err := s.writeReturning(ctx,
-		`INSERT INTO posts (title, content, author, created_at, updated_at)
-		 VALUES (?, ?, ?, ?, ?) RETURNING `+postColumns,
-		title, content, author, ts, ts)
+	p, err := s.writeReturning(ctx, s.insert, "", title, content, author, ts, ts)
 	if err != nil {
 		return Post{}, fmt.Errorf("insert post: %w", err)
 	}
@@ -116,17 +150,28 @@ func (s *Store) Create(ctx context.Context, author, title, content string) (Post
 }
 
 // writeReturning runs one write statement with a RETURNING clause in an
-// explicit transaction. The commit is separate so that its error (the one
-// that decides whether the write is durable) is seen before the caller
+// explicit transaction: the prepared stmt when there is one, query
+// otherwise. The commit is separate so that its error (the one that
+// decides whether the write is durable) is seen before the caller
 // acknowledges anything; in autocommit mode it would surface only as a
 // statement reset.
-func (s *Store) writeReturning(ctx context.Context, query string, args ...any) (Post, error) {
+func (s *Store) writeReturning(ctx context.Context, stmt *sql.Stmt, query string, args ...any) (Post, error) {
 	tx, err := s.db.Write.BeginTx(ctx, nil)
 	if err != nil {
 		return Post{}, err
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	p, err := scanPost(tx.QueryRowContext(ctx, query, args...))
+	var row *sql.Row
+	if stmt != nil {
+		// The writer pool has one connection, where stmt is already
+		// prepared: Tx.StmtContext reuses it.
+		ts := tx.StmtContext(ctx, stmt)
+		defer ts.Close()
+		row = ts.QueryRowContext(ctx, args...)
+	} else {
+		row = tx.QueryRowContext(ctx, query, args...)
+	}
+	p, err := scanPost(row)
 	if err != nil {
 		return Post{}, err
 	}
@@ -138,7 +183,7 @@ func (s *Store) writeReturning(ctx context.Context, query string, args ...any) (
 
 // Get returns the post with id, or ErrNotFound.
 func (s *Store) Get(ctx context.Context, id int64) (Post, error) {
-	row := s.db.Read.QueryRowContext(ctx, `SELECT `+postColumns+` FROM posts WHERE id = ?`, id)
+	row := s.get.QueryRowContext(ctx, id)
 	p, err := scanPost(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Post{}, ErrNotFound
@@ -169,9 +214,9 @@ func (s *Store) List(ctx context.Context, before int64, limit int) (posts []Post
 	var rows *sql.Rows
 	// One extra row tells whether there is a next page without a COUNT.
 	if before > 0 {
-		rows, err = s.db.Read.QueryContext(ctx, listAfterQuery, before, limit+1)
+		rows, err = s.listAfter.QueryContext(ctx, before, limit+1)
 	} else {
-		rows, err = s.db.Read.QueryContext(ctx, listFirstQuery, limit+1)
+		rows, err = s.listFirst.QueryContext(ctx, limit+1)
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("list posts: %w", err)
@@ -200,7 +245,7 @@ func (s *Store) List(ctx context.Context, before int64, limit int) (posts []Post
 // concurrent change of hands cannot slip between them.
 func (s *Store) Update(ctx context.Context, id int64, author string, patch Patch) (Post, error) {
 	ts := s.now().UTC().Format(timeLayout)
-	p, err := s.writeReturning(ctx,
+	p, err := s.writeReturning(ctx, nil,
 		`UPDATE posts SET title = coalesce(?, title), content = coalesce(?, content), updated_at = ?
 		 WHERE id = ? AND author = ? RETURNING `+postColumns,
 		nullable(patch.Title), nullable(patch.Content), ts, id, author)
@@ -246,7 +291,7 @@ func (s *Store) whyNoMatch(ctx context.Context, id int64) error {
 // Count is the number of posts, read from the trigger-maintained counter.
 func (s *Store) Count(ctx context.Context) (int64, error) {
 	var n int64
-	if err := s.db.Read.QueryRowContext(ctx, `SELECT n FROM post_count WHERE id = 1`).Scan(&n); err != nil {
+	if err := s.count.QueryRowContext(ctx).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count posts: %w", err)
 	}
 	return n, nil
