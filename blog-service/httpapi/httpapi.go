@@ -141,7 +141,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) error {
 		c := EncodeCursor(posts[len(posts)-1].ID)
 		resp.NextCursor = &c
 	}
-	apierr.WriteJSON(w, http.StatusOK, resp)
+	a.writePage(w, r, &resp)
 	return nil
 }
 
@@ -154,7 +154,7 @@ func (a *API) get(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	apierr.WriteJSON(w, http.StatusOK, p)
+	a.writePost(w, r, http.StatusOK, &p)
 	return nil
 }
 
@@ -192,7 +192,7 @@ func (a *API) create(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Location", "/api/posts/"+strconv.FormatInt(p.ID, 10))
-	apierr.WriteJSON(w, http.StatusCreated, p)
+	a.writePost(w, r, http.StatusCreated, &p)
 	return nil
 }
 
@@ -230,7 +230,7 @@ func (a *API) update(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	apierr.WriteJSON(w, http.StatusOK, p)
+	a.writePost(w, r, http.StatusOK, &p)
 	return nil
 }
 

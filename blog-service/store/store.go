@@ -81,6 +81,11 @@ const timeLayout = "2006-01-02T15:04:05.000000Z"
 type Store struct {
 	db  *sqlitedb.DB
 	now func() time.Time
+	// Prepared once, on the pool they run on: database/sql prepares each
+	// on a connection the first time it runs there and keeps it, so a
+	// request no longer pays sqlite3_prepare (a tenth of a list's CPU).
+	get, listFirst, listAfter, count *sql.Stmt // read pool
+	insert                           *sql.Stmt // writer, used inside transactions
 }
 
 // Open opens (creating when missing) the posts database at path and
@@ -90,25 +95,54 @@ func Open(ctx context.Context, path string, sync sqlitedb.Synchronous) (*Store, 
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db: db, now: time.Now}, nil
+	s := &Store{db: db, now: time.Now}
+	for _, p := range []struct {
+		dst   **sql.Stmt
+		pool  *sql.DB
+		query string
+	}{
+		{&s.get, db.Read, getQuery},
+		{&s.listFirst, db.Read, listFirstQuery},
+		{&s.listAfter, db.Read, listAfterQuery},
+		{&s.count, db.Read, countQuery},
+		{&s.insert, db.Write, insertQuery},
+	} {
+		if *p.dst, err = p.pool.PrepareContext(ctx, p.query); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("prepare %q: %w", p.query, err)
+		}
+	}
+	return s, nil
 }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the prepared statements and the database.
+func (s *Store) Close() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{s.get, s.listFirst, s.listAfter, s.count, s.insert} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	return errors.Join(append(errs, s.db.Close())...)
+}
 
 // Ping checks both connection pools with a real query.
 func (s *Store) Ping(ctx context.Context) error { return s.db.Ping(ctx) }
 
 const postColumns = `id, title, content, author, created_at, updated_at`
 
+const (
+	getQuery    = `SELECT ` + postColumns + ` FROM posts WHERE id = ?`
+	countQuery  = `SELECT n FROM post_count WHERE id = 1`
+	insertQuery = `INSERT INTO posts (title, content, author, created_at, updated_at)
+		 VALUES (?, ?, ?, ?, ?) RETURNING ` + postColumns
+)
+
 // Create stores a new post by author and returns it with its id. The post
 // is committed (in the WAL) when Create returns.
 func (s *Store) Create(ctx context.Context, author, title, content string) (Post, error) {
 	ts := s.now().UTC().Format(timeLayout)
-	p, err := s.writeReturning(ctx,
-		`INSERT INTO posts (title, content, author, created_at, updated_at)
-		 VALUES (?, ?, ?, ?, ?) RETURNING `+postColumns,
-		title, content, author, ts, ts)
+	p, err := s.writeReturning(ctx, s.insert, "", title, content, author, ts, ts)
 	if err != nil {
 		return Post{}, fmt.Errorf("insert post: %w", err)
 	}
@@ -116,17 +150,28 @@ func (s *Store) Create(ctx context.Context, author, title, content string) (Post
 }
 
 // writeReturning runs one write statement with a RETURNING clause in an
-// explicit transaction. The commit is separate so that its error (the one
-// that decides whether the write is durable) is seen before the caller
+// explicit transaction: the prepared stmt when there is one, query
+// otherwise. The commit is separate so that its error (the one that
+// decides whether the write is durable) is seen before the caller
 // acknowledges anything; in autocommit mode it would surface only as a
 // statement reset.
-func (s *Store) writeReturning(ctx context.Context, query string, args ...any) (Post, error) {
+func (s *Store) writeReturning(ctx context.Context, stmt *sql.Stmt, query string, args ...any) (Post, error) {
 	tx, err := s.db.Write.BeginTx(ctx, nil)
 	if err != nil {
 		return Post{}, err
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	p, err := scanPost(tx.QueryRowContext(ctx, query, args...))
+	var row *sql.Row
+	if stmt != nil {
+		// The writer pool has one connection, where stmt is already
+		// prepared: Tx.StmtContext reuses it.
+		ts := tx.StmtContext(ctx, stmt)
+		defer ts.Close()
+		row = ts.QueryRowContext(ctx, args...)
+	} else {
+		row = tx.QueryRowContext(ctx, query, args...)
+	}
+	p, err := scanPost(row)
 	if err != nil {
 		return Post{}, err
 	}
@@ -138,7 +183,7 @@ func (s *Store) writeReturning(ctx context.Context, query string, args ...any) (
 
 // Get returns the post with id, or ErrNotFound.
 func (s *Store) Get(ctx context.Context, id int64) (Post, error) {
-	row := s.db.Read.QueryRowContext(ctx, `SELECT `+postColumns+` FROM posts WHERE id = ?`, id)
+	row := s.get.QueryRowContext(ctx, id)
 	p, err := scanPost(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Post{}, ErrNotFound
@@ -169,17 +214,18 @@ func (s *Store) List(ctx context.Context, before int64, limit int) (posts []Post
 	var rows *sql.Rows
 	// One extra row tells whether there is a next page without a COUNT.
 	if before > 0 {
-		rows, err = s.db.Read.QueryContext(ctx, listAfterQuery, before, limit+1)
+		rows, err = s.listAfter.QueryContext(ctx, before, limit+1)
 	} else {
-		rows, err = s.db.Read.QueryContext(ctx, listFirstQuery, limit+1)
+		rows, err = s.listFirst.QueryContext(ctx, limit+1)
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("list posts: %w", err)
 	}
 	defer rows.Close()
 	posts = make([]Post, 0, limit+1)
+	ps := newPostScan()
 	for rows.Next() {
-		p, err := scanPost(rows)
+		p, err := ps.scan(rows)
 		if err != nil {
 			return nil, false, fmt.Errorf("list posts: %w", err)
 		}
@@ -200,7 +246,7 @@ func (s *Store) List(ctx context.Context, before int64, limit int) (posts []Post
 // concurrent change of hands cannot slip between them.
 func (s *Store) Update(ctx context.Context, id int64, author string, patch Patch) (Post, error) {
 	ts := s.now().UTC().Format(timeLayout)
-	p, err := s.writeReturning(ctx,
+	p, err := s.writeReturning(ctx, nil,
 		`UPDATE posts SET title = coalesce(?, title), content = coalesce(?, content), updated_at = ?
 		 WHERE id = ? AND author = ? RETURNING `+postColumns,
 		nullable(patch.Title), nullable(patch.Content), ts, id, author)
@@ -246,7 +292,7 @@ func (s *Store) whyNoMatch(ctx context.Context, id int64) error {
 // Count is the number of posts, read from the trigger-maintained counter.
 func (s *Store) Count(ctx context.Context) (int64, error) {
 	var n int64
-	if err := s.db.Read.QueryRowContext(ctx, `SELECT n FROM post_count WHERE id = 1`).Scan(&n); err != nil {
+	if err := s.count.QueryRowContext(ctx).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count posts: %w", err)
 	}
 	return n, nil
@@ -261,20 +307,86 @@ func nullable(s *string) any {
 
 type scanner interface{ Scan(dest ...any) error }
 
-func scanPost(sc scanner) (Post, error) {
-	var (
-		p                Post
-		created, updated string
-	)
-	if err := sc.Scan(&p.ID, &p.Title, &p.Content, &p.Author, &created, &updated); err != nil {
+func scanPost(sc scanner) (Post, error) { return newPostScan().scan(sc) }
+
+// postScan holds the destinations of a row's Scan. A page reuses one for
+// all its rows, so that a row costs only its strings, not a fresh set of
+// escaping destinations.
+type postScan struct {
+	p                Post
+	created, updated string
+	dest             [6]any
+}
+
+func newPostScan() *postScan {
+	ps := &postScan{}
+	ps.dest = [6]any{&ps.p.ID, &ps.p.Title, &ps.p.Content, &ps.p.Author, &ps.created, &ps.updated}
+	return ps
+}
+
+func (ps *postScan) scan(sc scanner) (Post, error) {
+	if err := sc.Scan(ps.dest[:]...); err != nil {
 		return Post{}, err
 	}
+	p := ps.p
 	var err error
-	if p.CreatedAt, err = time.Parse(timeLayout, created); err != nil {
-		return Post{}, fmt.Errorf("post %d created_at %q: %w", p.ID, created, err)
+	if p.CreatedAt, err = parseTime(ps.created); err != nil {
+		return Post{}, fmt.Errorf("post %d created_at %q: %w", p.ID, ps.created, err)
 	}
-	if p.UpdatedAt, err = time.Parse(timeLayout, updated); err != nil {
-		return Post{}, fmt.Errorf("post %d updated_at %q: %w", p.ID, updated, err)
+	if p.UpdatedAt, err = parseTime(ps.updated); err != nil {
+		return Post{}, fmt.Errorf("post %d updated_at %q: %w", p.ID, ps.updated, err)
 	}
 	return p, nil
+}
+
+// parseTime is time.Parse(timeLayout, s) with a fast path: every row read
+// parses two of these, and the general parser was a tenth of a page's CPU.
+// A string of exactly the layout's shape with every field in range is
+// decoded directly; anything else (including what the fast path would
+// have to normalise, such as February 30) goes to time.Parse, so the
+// results and errors are time.Parse's.
+func parseTime(s string) (time.Time, error) {
+	if len(s) == len(timeLayout) && s[4] == '-' && s[7] == '-' && s[10] == 'T' && s[13] == ':' &&
+		s[16] == ':' && s[19] == '.' && s[26] == 'Z' {
+		year, ok1 := digits(s[0:4])
+		month, ok2 := digits(s[5:7])
+		day, ok3 := digits(s[8:10])
+		hour, ok4 := digits(s[11:13])
+		minute, ok5 := digits(s[14:16])
+		sec, ok6 := digits(s[17:19])
+		micro, ok7 := digits(s[20:26])
+		if ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7 &&
+			month >= 1 && month <= 12 && day >= 1 && day <= daysIn(month, year) &&
+			hour < 24 && minute < 60 && sec < 60 {
+			return time.Date(year, time.Month(month), day, hour, minute, sec, micro*1000, time.UTC), nil
+		}
+	}
+	return time.Parse(timeLayout, s)
+}
+
+// digits decodes a string of ASCII digits.
+func digits(s string) (int, bool) {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
+// daysIn is the number of days in month of year (proleptic Gregorian).
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -185,6 +186,7 @@ func TestListWalkWhileCreating(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var created sync.Map
+	var made atomic.Int64
 	for w := 0; w < 3; w++ {
 		wg.Add(1)
 		go func() {
@@ -201,19 +203,35 @@ func TestListWalkWhileCreating(t *testing.T) {
 					return
 				}
 				created.Store(p.ID, true)
+				made.Add(1)
 			}
 		}()
 	}
+	// A page is fast: without these waits the walk can end before any
+	// writer has committed, and then the test proves nothing.
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	waitFor("the writers to start", func() bool { return made.Load() > 0 })
 
 	seen := map[int64]int{}
 	var before int64
 	pages := 0
+	atStart := made.Load()
 	for {
 		posts, more, err := s.List(ctx, before, 7)
 		if err != nil {
 			t.Fatal(err)
 		}
 		pages++
+		if pages == 1 {
+			waitFor("a post created during the walk", func() bool { return made.Load() > atStart })
+		}
 		for _, p := range posts {
 			seen[p.ID]++
 		}
@@ -327,5 +345,35 @@ func TestListQueriesUseTheRowidOrder(t *testing.T) {
 				t.Errorf("plan: got %q, want %q and no TEMP B-TREE sort", joined, tt.want)
 			}
 		})
+	}
+}
+
+func TestParseTimeIsTimeParse(t *testing.T) {
+	cases := []string{
+		"2026-11-25T11:27:08.123456Z", "2026-11-25T11:27:08.000000Z", "0000-01-01T00:00:00.000000Z",
+		"9999-12-31T23:59:59.999999Z", "2024-02-29T12:00:00.000001Z", "2023-02-29T12:00:00.000000Z",
+		"2100-02-29T00:00:00.000000Z", "2000-02-29T00:00:00.000000Z", "2026-04-31T00:00:00.000000Z",
+		"2026-13-01T00:00:00.000000Z", "2026-00-01T00:00:00.000000Z", "2026-01-00T00:00:00.000000Z",
+		"2026-01-01T24:00:00.000000Z", "2026-01-01T00:60:00.000000Z", "2026-01-01T00:00:60.000000Z",
+		"2026-01-01T00:00:00.00000aZ", "2026-01-01T00:00:00.000000+", "2026-01-01 00:00:00.000000Z",
+		"+026-01-01T00:00:00.000000Z", "2026-01-01T00:00:00.12345Z", "2026-01-01T00:00:00Z", "",
+	}
+	for _, s := range cases {
+		got, err := parseTime(s)
+		want, werr := time.Parse(timeLayout, s)
+		if (err == nil) != (werr == nil) || !got.Equal(want) || got.Location() != want.Location() {
+			t.Errorf("parseTime(%q) = %v, %v; time.Parse gives %v, %v", s, got, err, want, werr)
+		}
+	}
+	// Every day of a leap and a common year, at varied times of day.
+	for _, start := range []time.Time{time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		for d := 0; d < 366; d++ {
+			ts := start.AddDate(0, 0, d).Add(time.Duration(d) * 3797 * time.Second).Add(time.Duration(d*7919) * time.Microsecond)
+			s := ts.Format(timeLayout)
+			got, err := parseTime(s)
+			if err != nil || !got.Equal(ts) || got != ts {
+				t.Errorf("parseTime(%q) = %v, %v; want %v", s, got, err, ts)
+			}
+		}
 	}
 }
