@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"strconv"
 	"sync"
 	"time"
 )
@@ -60,23 +59,6 @@ func NewRequestID(in string) string {
 		return in
 	}
 	return newRequestID()
-}
-
-// statusLabels are the code labels of common statuses, so that labelling a
-// request allocates nothing.
-var statusLabels = func() map[int]string {
-	m := map[int]string{}
-	for code := 100; code < 600; code++ {
-		m[code] = strconv.Itoa(code)
-	}
-	return m
-}()
-
-func statusLabel(code int) string {
-	if s, ok := statusLabels[code]; ok {
-		return s
-	}
-	return strconv.Itoa(code)
 }
 
 // connListener is a net.Listener fed by push: the net/http server accepts the

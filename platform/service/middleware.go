@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -118,6 +120,37 @@ func (rec *recorder) Status() int {
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// series caches each label set's counter and histogram: looking them
+	// up in the vectors hashes the labels under a lock on every request.
+	// The label sets are bounded (route templates, standard methods,
+	// status codes), and so is the cache.
+	series sync.Map // seriesKey → *series
+}
+
+type seriesKey struct {
+	route, method string
+	status        int
+}
+
+type series struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// observe counts one request in the series of its labels.
+func (m *httpMetrics) observe(route, method string, status int, d time.Duration) {
+	key := seriesKey{route, method, status}
+	v, ok := m.series.Load(key)
+	if !ok {
+		code := strconv.Itoa(status)
+		v, _ = m.series.LoadOrStore(key, &series{
+			requests: m.requests.WithLabelValues(route, method, code),
+			duration: m.duration.WithLabelValues(route, method, code),
+		})
+	}
+	sr := v.(*series)
+	sr.requests.Inc()
+	sr.duration.Observe(d.Seconds())
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
@@ -188,10 +221,7 @@ func (s *Server) observeRoute(ctx context.Context, route, method, path string, s
 
 // record counts a request in the RED metrics and the /stats window.
 func (s *Server) record(route, method string, status int, d time.Duration) {
-	code := statusLabel(status)
-	m := methodLabel(method)
-	s.metrics.requests.WithLabelValues(route, m, code).Inc()
-	s.metrics.duration.WithLabelValues(route, m, code).Observe(d.Seconds())
+	s.metrics.observe(route, methodLabel(method), status, d)
 	if !s.internalRoutes[route] {
 		s.window.Record(time.Now(), d, status >= 500 && status != apierr.StatusClientClosedRequest)
 	}
