@@ -155,24 +155,25 @@ type balancer struct {
 // build makes the pools and mounts the routes.
 func build(srv *service.Server, cfg config, logger *slog.Logger) (*balancer, error) {
 	lb := &balancer{}
-	var fast []*upstream.Fast // ui, api: the front's forwarders
-	proxyTo := func(name string, specs []string) (http.Handler, error) {
+	// proxyTo makes a pool and both of its forwarders: net/http's and the
+	// front's.
+	proxyTo := func(name string, specs []string) (http.Handler, *upstream.Fast, error) {
 		sel, _ := upstream.NewSelector(cfg.balance)
 		pool, err := upstream.New(name, specs, upstream.Options{
 			Selector: sel, HealthPath: cfg.healthPath, HealthInterval: cfg.healthInterval,
 			EjectFor: cfg.ejectFor, ResolveEvery: cfg.resolveEvery, Logger: logger,
 		})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		lb.pools = append(lb.pools, pool)
-		fast = append(fast, upstream.NewFast(pool, upstream.FastOptions{
+		fast := upstream.NewFast(pool, upstream.FastOptions{
 			Timeout:         cfg.headerTimeout,
 			DialTimeout:     cfg.dialTimeout,
 			MaxConnsPerHost: cfg.idlePerHost,
 			Retry:           true,
 			Logger:          logger,
-		}))
+		})
 		return upstream.NewProxy(pool, upstream.ProxyOptions{
 			ResponseHeaderTimeout: cfg.headerTimeout,
 			DialTimeout:           cfg.dialTimeout,
@@ -180,13 +181,13 @@ func build(srv *service.Server, cfg config, logger *slog.Logger) (*balancer, err
 			Forward:               upstream.EdgeForwarding,
 			Retry:                 true,
 			Logger:                logger,
-		}), nil
+		}), fast, nil
 	}
-	ui, err := proxyTo("dashboard-ui", cfg.uiSpecs)
+	ui, uiFast, err := proxyTo("dashboard-ui", cfg.uiSpecs)
 	if err != nil {
 		return nil, err
 	}
-	api, err := proxyTo("api-gateway", cfg.apiSpecs)
+	api, apiFast, err := proxyTo("api-gateway", cfg.apiSpecs)
 	if err != nil {
 		return nil, err
 	}
@@ -229,7 +230,7 @@ func build(srv *service.Server, cfg config, logger *slog.Logger) (*balancer, err
 		if cfg.trafficStats {
 			ft = t
 		}
-		srv.SetFront(newFront(srv, fast[0], fast[1], ft, logger))
+		srv.SetFront(newFront(srv, uiFast, apiFast, ft, logger))
 	}
 	srv.Handle("/", ui)
 	srv.Handle("/api/", counted)
