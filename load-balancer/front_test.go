@@ -108,6 +108,15 @@ func dialLB(t *testing.T, lbURL string) (net.Conn, *bufio.Reader) {
 	return c, bufio.NewReader(c)
 }
 
+// echoLB is a balancer whose both upstreams are one echo backend; it
+// returns the balancer's URL and what the backend saw.
+func echoLB(t *testing.T) (string, *[]string) {
+	t.Helper()
+	be, seen := echoBackend(t)
+	lbURL, _ := startLB(t, map[string]string{"LB_API_UPSTREAMS": be.URL, "LB_UI_UPSTREAMS": be.URL})
+	return lbURL, seen
+}
+
 func readResponse(t *testing.T, br *bufio.Reader) (*http.Response, string) {
 	t.Helper()
 	resp, err := http.ReadResponse(br, nil)
@@ -127,8 +136,7 @@ func readResponse(t *testing.T, br *bufio.Reader) (*http.Response, string) {
 // net/http serves the rest of that connection, pipelined bytes and request
 // bodies included.
 func TestFrontHandoffKeepsTheConnection(t *testing.T) {
-	be, seen := echoBackend(t)
-	lbURL, _ := startLB(t, map[string]string{"LB_API_UPSTREAMS": be.URL, "LB_UI_UPSTREAMS": be.URL})
+	lbURL, seen := echoLB(t)
 	c, br := dialLB(t, lbURL)
 	send := func(s string) {
 		if _, err := io.WriteString(c, s); err != nil {
@@ -169,8 +177,7 @@ func TestFrontHandoffKeepsTheConnection(t *testing.T) {
 // A path that is not canonical goes to net/http, which redirects it, rather
 // than being forwarded in a form the client did not send.
 func TestFrontNonCanonicalPath(t *testing.T) {
-	be, seen := echoBackend(t)
-	lbURL, _ := startLB(t, map[string]string{"LB_API_UPSTREAMS": be.URL, "LB_UI_UPSTREAMS": be.URL})
+	lbURL, seen := echoLB(t)
 	c, br := dialLB(t, lbURL)
 	_, _ = io.WriteString(c, "GET /api/../stats HTTP/1.1\r\nHost: lb\r\n\r\n")
 	resp, _ := readResponse(t, br)
@@ -192,8 +199,7 @@ func TestFrontNonCanonicalPath(t *testing.T) {
 // The upstream gets the edge's forwarding headers, never the client's, and
 // no hop-by-hop header crosses in either direction.
 func TestFrontForwardingHeaders(t *testing.T) {
-	be, _ := echoBackend(t)
-	lbURL, _ := startLB(t, map[string]string{"LB_API_UPSTREAMS": be.URL, "LB_UI_UPSTREAMS": be.URL})
+	lbURL, _ := echoLB(t)
 	req, _ := http.NewRequest(http.MethodGet, lbURL+"/api/h", nil)
 	req.Header.Set("X-Forwarded-For", "6.6.6.6")
 	req.Header.Set("X-Real-Ip", "6.6.6.6")
@@ -238,8 +244,7 @@ func TestFrontForwardingHeaders(t *testing.T) {
 // upstream connection stays HTTP/1.1; a 100-continue is answered by the
 // front, and the upstream gets the body without the Expect header.
 func TestFrontProtocolEdges(t *testing.T) {
-	be, _ := echoBackend(t)
-	lbURL, _ := startLB(t, map[string]string{"LB_API_UPSTREAMS": be.URL, "LB_UI_UPSTREAMS": be.URL})
+	lbURL, _ := echoLB(t)
 	c, br := dialLB(t, lbURL)
 	_, _ = io.WriteString(c, "GET /api/old HTTP/1.0\r\nHost: lb\r\n\r\n")
 	resp, body := readResponse(t, br)
@@ -290,8 +295,7 @@ func TestFrontStaleConnection(t *testing.T) {
 // A request without Content-Type reaches the upstream without one, on the
 // front and after a handoff alike.
 func TestFrontKeepsContentTypeAbsent(t *testing.T) {
-	be, _ := echoBackend(t)
-	lbURL, _ := startLB(t, map[string]string{"LB_API_UPSTREAMS": be.URL, "LB_UI_UPSTREAMS": be.URL})
+	lbURL, _ := echoLB(t)
 	c, br := dialLB(t, lbURL)
 	for _, path := range []string{"/api/a", "/api/b"} {
 		if path == "/api/b" {
@@ -313,8 +317,7 @@ func TestFrontKeepsContentTypeAbsent(t *testing.T) {
 // A connection that sends nothing, or dribbles a request head, is closed
 // after the header timeout (2 s) without any answer, as net/http does.
 func TestFrontHeaderTimeout(t *testing.T) {
-	be, _ := echoBackend(t)
-	lbURL, _ := startLB(t, map[string]string{"LB_API_UPSTREAMS": be.URL, "LB_UI_UPSTREAMS": be.URL})
+	lbURL, _ := echoLB(t)
 	_, idleR := dialLB(t, lbURL)
 	slow, slowR := dialLB(t, lbURL)
 	_, _ = io.WriteString(slow, "GET /api/x HTTP/1.1\r\nHost: lb\r\nX-Slow: ")
@@ -457,8 +460,7 @@ func TestFrontConnectionLost(t *testing.T) {
 // window counts /api/ requests but not HEAD or X-Heartbeat ones, and the
 // RED metrics carry the route label.
 func TestFrontAccounting(t *testing.T) {
-	be, _ := echoBackend(t)
-	lbURL, _ := startLB(t, map[string]string{"LB_API_UPSTREAMS": be.URL, "LB_UI_UPSTREAMS": be.URL})
+	lbURL, _ := echoLB(t)
 	for range 3 {
 		getJSON(t, http.MethodGet, lbURL+"/api/x", nil, nil)
 	}

@@ -4,17 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
-
-	"titanium/blog-service/httpapi"
-	"titanium/blog-service/store"
-	"titanium/platform/service"
-	"titanium/platform/sqlitedb"
 )
 
 // BenchmarkHandlers measures the B1 requests (`make bench`) in-process
@@ -22,14 +15,7 @@ import (
 // routing, store, JSON), without the network: list (the default page),
 // detail and create over a table of 200 posts like B1's seed.
 func BenchmarkHandlers(b *testing.B) {
-	st, err := store.Open(context.Background(), filepath.Join(b.TempDir(), "posts.db"), sqlitedb.SyncNormal)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { st.Close() })
-	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	srv := service.New("blog-service", service.Config{Instance: "bench"}, logger)
-	httpapi.New(st, testJWT, logger).Register(srv)
+	srv, st := newChain(b)
 	h := srv.Handler()
 	for i := 0; i < 200; i++ {
 		if _, err := st.Create(context.Background(), "bench", fmt.Sprintf("bench seed %d", i), strings.Repeat("Seed post content. ", 10)); err != nil {

@@ -39,16 +39,24 @@ type testServer struct {
 	Store *store.Store
 }
 
-func newServer(t *testing.T) *testServer {
-	t.Helper()
-	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "posts.db"), sqlitedb.SyncNormal)
+// newChain is the platform server with the API registered, over a real
+// SQLite file in tb's temp dir.
+func newChain(tb testing.TB) (*service.Server, *store.Store) {
+	tb.Helper()
+	st, err := store.Open(context.Background(), filepath.Join(tb.TempDir(), "posts.db"), sqlitedb.SyncNormal)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
+	tb.Cleanup(func() { st.Close() })
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := service.New("blog-service", service.Config{Instance: "test"}, logger)
 	httpapi.New(st, testJWT, logger).Register(srv)
+	return srv, st
+}
+
+func newServer(t *testing.T) *testServer {
+	t.Helper()
+	srv, st := newChain(t)
 	srv.Handle("GET "+web.Prefix, web.Handler())
 	srv.Handle("/", httpapi.NotFound())
 	srv.AddCheck("database", st.Ping)
