@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -110,14 +111,44 @@ func Build(ctx context.Context, root, binDir string, extraArgs ...string) error 
 	return nil
 }
 
-// FreePort asks the kernel for a free loopback port.
+// FreePort returns a loopback port that is free now, chosen below the
+// kernel's ephemeral range: a port the kernel hands out for ":0" is one it
+// may also give to the next outgoing connection before the service that
+// was meant to get it binds it (a busy machine makes that likely). Outside
+// the range, only another explicit bind can take it.
 func FreePort() (int, error) {
+	lo := ephemeralLow() - 1
+	for range 50 {
+		p := freeFloor + mrand.IntN(lo-freeFloor)
+		if ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
+			ln.Close()
+			return p, nil
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// freeFloor is the lowest port FreePort picks: above the well-known and
+// commonly configured ones.
+const freeFloor = 20000
+
+// ephemeralLow is the bottom of the kernel's ephemeral port range (Linux
+// default 32768).
+func ephemeralLow() int {
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil && v > freeFloor+1000 {
+				low = v
+			}
+		}
+	}
+	return low
 }
 
 func randomSecret() string {
