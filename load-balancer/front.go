@@ -104,12 +104,14 @@ func (f *front) handle(ctx *fasthttp.RequestCtx) {
 	method := methodName(ctx.Method())
 	count := f.traffic != nil && route == "/api/" && countedFast(&ctx.Request.Header)
 	id := service.NewRequestID(string(ctx.Request.Header.Peek(service.RequestIDHeader)))
+	ctx.Request.Header.Set(service.RequestIDHeader, id)
 	status := fasthttp.StatusInternalServerError
 	defer func() {
 		if p := recover(); p != nil {
 			f.logger.Error("panic serving request", "method", method, "path", string(path), "panic", p, "stack", string(debug.Stack()))
 			status = upstream.WriteFastError(ctx, apierr.CodeInternal, "internal server error")
 		}
+		ctx.Response.Header.Set(service.RequestIDHeader, id)
 		end := time.Now()
 		d := end.Sub(start)
 		if count {
@@ -117,7 +119,7 @@ func (f *front) handle(ctx *fasthttp.RequestCtx) {
 		}
 		f.svc.Observe(route, method, status, d, func() (string, string) { return string(path), id })
 	}()
-	status = fw.Forward(ctx, id)
+	status = fw.Forward(ctx)
 }
 
 // methodName is the method as a constant string, so that the common ones
@@ -199,14 +201,9 @@ func (c *replayConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
-// countedFast is counted for the fast path: HEAD and X-Heartbeat: true are
-// not real traffic.
+// countedFast is counted for the fast path.
 func countedFast(h *fasthttp.RequestHeader) bool {
-	if h.IsHead() {
-		return false
-	}
-	hb := h.Peek("X-Heartbeat")
-	return len(hb) == 0 || !bytes.EqualFold(bytes.TrimSpace(hb), []byte("true"))
+	return realTraffic(h.IsHead(), string(h.Peek("X-Heartbeat")))
 }
 
 // badRequest answers a request fasthttp could not read, in JSON. A request

@@ -56,11 +56,17 @@ var statusWriters = sync.Pool{New: func() any { return new(statusWriter) }}
 // heartbeats (X-Heartbeat: true) are not. The handler it wraps is mounted on
 // /api/ only, so other paths never get here.
 func counted(r *http.Request) bool {
-	if r.Method == http.MethodHead {
-		return false
+	var hb string
+	if v := r.Header["X-Heartbeat"]; len(v) > 0 {
+		hb = v[0]
 	}
-	hb := r.Header["X-Heartbeat"]
-	return len(hb) == 0 || !strings.EqualFold(strings.TrimSpace(hb[0]), "true")
+	return realTraffic(r.Method == http.MethodHead, hb)
+}
+
+// realTraffic is the rule both serving paths count by: HEAD requests and
+// explicit heartbeats (X-Heartbeat: true) are not real traffic.
+func realTraffic(head bool, heartbeat string) bool {
+	return !head && !strings.EqualFold(strings.TrimSpace(heartbeat), "true")
 }
 
 // middleware records every counted request's latency and outcome in the

@@ -38,9 +38,9 @@ func newRequestID() string {
 // it in the response.
 func requestIDs(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get(RequestIDHeader)
-		if !validRequestID(id) {
-			id = newRequestID()
+		in := r.Header.Get(RequestIDHeader)
+		id := NewRequestID(in)
+		if id != in {
 			r.Header.Set(RequestIDHeader, id)
 		}
 		w.Header().Set(RequestIDHeader, id)

@@ -185,59 +185,54 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 		defer stop()
 	}
+	// Without a front, the net/http server serves the listener; with one,
+	// the front does and net/http serves what it hands off.
+	type server struct {
+		Front
+		ln net.Listener
+	}
+	servers := []server{{s.srv, s.ln}}
 	if s.front != nil {
-		return s.serveFront(ctx)
+		s.handoff.addr = s.ln.Addr()
+		servers = []server{{s.srv, s.handoff}, {s.front, s.ln}}
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- s.srv.Serve(s.ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
+	errc := make(chan error, len(servers))
+	for _, sv := range servers {
+		go func() { errc <- sv.Serve(sv.ln) }()
 	}
-	s.beginShutdown()
-	sctx, cancel := context.WithTimeout(context.Background(), s.Config.ShutdownTimeout)
-	defer cancel()
-	err := s.srv.Shutdown(sctx)
-	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
-		err = errors.Join(err, serr)
-	}
-	return s.shutdownResult(err)
-}
-
-// serveFront is Serve with a front on the listener: the net/http server
-// serves the handed-off connections; both drain together on shutdown.
-func (s *Server) serveFront(ctx context.Context) error {
-	s.handoff.addr = s.ln.Addr()
-	errc := make(chan error, 2)
-	go func() { errc <- s.srv.Serve(s.handoff) }()
-	go func() { errc <- s.front.Serve(s.ln) }()
-	select {
-	case err := <-errc:
-		// One server ended on its own: stop the other and report.
+	shutdown := func() error {
 		sctx, cancel := context.WithTimeout(context.Background(), s.Config.ShutdownTimeout)
 		defer cancel()
-		_ = s.front.Shutdown(sctx)
-		_ = s.srv.Shutdown(sctx)
-		<-errc
+		errs := make([]error, len(servers))
+		var wg sync.WaitGroup
+		for i, sv := range servers {
+			wg.Go(func() { errs[i] = sv.Shutdown(sctx) })
+		}
+		wg.Wait()
+		return errors.Join(errs...)
+	}
+	select {
+	case err := <-errc:
+		// A server ended on its own: stop the others and report.
+		_ = shutdown()
+		for range len(servers) - 1 {
+			<-errc
+		}
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
 	s.beginShutdown()
-	sctx, cancel := context.WithTimeout(context.Background(), s.Config.ShutdownTimeout)
-	defer cancel()
-	var wg sync.WaitGroup
-	var ferr, herr error
-	wg.Go(func() { ferr = s.front.Shutdown(sctx) })
-	wg.Go(func() { herr = s.srv.Shutdown(sctx) })
-	wg.Wait()
-	err := errors.Join(ferr, herr)
-	for range 2 {
+	err := shutdown()
+	for range servers {
 		if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 			err = errors.Join(err, serr)
 		}
 	}
-	return s.shutdownResult(err)
+	if err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	s.Logger.Info("stopped cleanly")
+	return nil
 }
 
 // beginShutdown fails readiness and waits ShutdownDelay, so that load
@@ -248,14 +243,6 @@ func (s *Server) beginShutdown() {
 	if s.Config.ShutdownDelay > 0 {
 		time.Sleep(s.Config.ShutdownDelay)
 	}
-}
-
-func (s *Server) shutdownResult(err error) error {
-	if err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	s.Logger.Info("stopped cleanly")
-	return nil
 }
 
 // servePprof serves the profiling endpoints on their own listener, so they

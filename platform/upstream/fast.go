@@ -119,9 +119,9 @@ var hopHeaders = []string{"Keep-Alive", "Proxy-Connection", "Proxy-Authenticate"
 // Forward sends ctx's request to an instance and puts the answer, or a JSON
 // error, in ctx's response; it returns the status written. The request is
 // modified in place: the forwarding headers become the edge's own (whatever
-// the client sent in X-Forwarded-* and X-Real-Ip is replaced), hop-by-hop
-// headers go, and requestID is set. The caller must have refused upgrades.
-func (f *Fast) Forward(ctx *fasthttp.RequestCtx, requestID string) int {
+// the client sent in X-Forwarded-* and X-Real-Ip is replaced) and hop-by-hop
+// headers go. The caller must have refused upgrades.
+func (f *Fast) Forward(ctx *fasthttp.RequestCtx) int {
 	req := &ctx.Request
 	closeAfter := req.Header.ConnectionClose() // also true for an HTTP/1.0 client without keep-alive
 	req.Header.ResetConnectionClose()
@@ -141,7 +141,6 @@ func (f *Fast) Forward(ctx *fasthttp.RequestCtx, requestID string) int {
 	req.Header.SetBytesV("X-Forwarded-Host", req.Header.Host())
 	req.Header.Set("X-Forwarded-Proto", "http")
 	req.Header.Del("Forwarded")
-	req.Header.Set("X-Request-Id", requestID)
 
 	status := f.forward(ctx)
 	resp := &ctx.Response
@@ -149,7 +148,6 @@ func (f *Fast) Forward(ctx *fasthttp.RequestCtx, requestID string) int {
 	if closeAfter {
 		resp.SetConnectionClose()
 	}
-	resp.Header.Set("X-Request-Id", requestID)
 	return status
 }
 
