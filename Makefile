@@ -10,7 +10,7 @@ UNIT_MODULES = $(filter-out titanium/e2e/...,$(MODULES))
 GOFILES = $(shell git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './dashboard-ui/node_modules/*')
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all run build deps test vet fmt-check unit e2e fuzz lint bench reliability k8s-verify clean
+.PHONY: all run build deps test vet fmt-check unit e2e fuzz lint bench reliability k8s-verify base-images compose-e2e clean
 
 all: build
 
@@ -67,6 +67,15 @@ reliability: build
 ## k8s-verify: the manifests against a real kube-apiserver + etcd on loopback
 k8s-verify:
 	bash k8s-manifests/verify/k8s-verify.sh
+
+## base-images: every base image the Dockerfiles and docker-compose.yml name,
+## pulled or, where no registry answers, made locally (docs/deployment.md)
+base-images:
+	@source containers/engine.sh && engine_up && bash containers/base-images.sh
+
+## compose-e2e: the stack under docker-compose v1 and v2, proven through :7100
+compose-e2e:
+	bash containers/compose-e2e.sh
 
 clean:
 	rm -rf bin data bench/out

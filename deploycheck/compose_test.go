@@ -50,8 +50,9 @@ func TestCompose(t *testing.T) {
 				t.Errorf("image %q, want titanium/%s:local", c.Image, s.Name)
 			}
 			if s.Name == "load-balancer" {
-				if len(c.Ports) != 1 || c.Ports[0].Target != 7100 || c.Ports[0].Published != "7100" {
-					t.Errorf("ports %+v, want 7100:7100", c.Ports)
+				// Published on loopback only unless the user asks otherwise.
+				if len(c.Ports) != 1 || c.Ports[0].Target != 7100 || c.Ports[0].Published != "7100" || c.Ports[0].HostIP != "127.0.0.1" {
+					t.Errorf("ports %+v, want 127.0.0.1:7100:7100", c.Ports)
 				}
 			} else if len(c.Ports) != 0 {
 				t.Errorf("ports %+v: only the load balancer is published", c.Ports)
@@ -60,6 +61,13 @@ func TestCompose(t *testing.T) {
 				t.Errorf("healthcheck %+v, want CMD /usr/local/bin/healthcheck", c.HealthCheck)
 			}
 			for dep, d := range c.DependsOn {
+				if dep == "secrets" {
+					// The one-shot secret maker: wait for it to finish.
+					if d.Condition != types.ServiceConditionCompletedSuccessfully {
+						t.Errorf("depends_on secrets: condition %q, want service_completed_successfully", d.Condition)
+					}
+					continue
+				}
 				if d.Condition != types.ServiceConditionHealthy {
 					t.Errorf("depends_on %s: condition %q, want service_healthy", dep, d.Condition)
 				}
@@ -77,6 +85,10 @@ func TestCompose(t *testing.T) {
 			}
 			reads := readsOf(t, "./"+s.Name)
 			for _, k := range sortedKeys(env) {
+				// A secret KEY is also read from the file KEY_FILE names.
+				if base, ok := strings.CutSuffix(k, "_FILE"); ok && reads[base] {
+					continue
+				}
 				if !reads[k] {
 					t.Errorf("sets %s, which %s never reads", k, s.Name)
 				}
@@ -90,9 +102,16 @@ func TestCompose(t *testing.T) {
 				t.Errorf("LISTEN_ADDR %q, want :%d", env["LISTEN_ADDR"], s.Port)
 			}
 			if reads["JWT_SECRET"] {
-				// The first run works without a key: dev mode, loudly logged.
-				if env["JWT_SECRET"] != "" || env["JWT_DEV_MODE"] != "true" {
-					t.Errorf("with no JWT_SECRET in the environment: JWT_SECRET %q, JWT_DEV_MODE %q; want dev mode", env["JWT_SECRET"], env["JWT_DEV_MODE"])
+				// The first run works without a key and without the public
+				// development key: the per-deployment key secretgen made.
+				if env["JWT_SECRET"] != "" || env["JWT_DEV_MODE"] != "" || env["JWT_SECRET_FILE"] != "/secrets/jwt-secret" {
+					t.Errorf("with no JWT_SECRET in the environment: JWT_SECRET %q, JWT_DEV_MODE %q, JWT_SECRET_FILE %q; want the generated key file only",
+						env["JWT_SECRET"], env["JWT_DEV_MODE"], env["JWT_SECRET_FILE"])
+				}
+				if !slices.ContainsFunc(c.Volumes, func(v types.ServiceVolumeConfig) bool {
+					return v.Source == "secrets" && v.Target == "/secrets" && v.ReadOnly
+				}) {
+					t.Errorf("volumes %+v, want the secrets volume read-only at /secrets", c.Volumes)
 				}
 			}
 			for k, v := range env {
@@ -113,6 +132,11 @@ func TestCompose(t *testing.T) {
 	redis, ok := p.Services["redis"]
 	if !ok || !pinned(redis.Image) || redis.HealthCheck == nil || len(redis.Ports) != 0 {
 		t.Errorf("redis: %+v, want a pinned image with a healthcheck, not published", redis)
+	}
+	// The one-shot secret maker: secretgen from the auth-service image, no network.
+	if sg, ok := p.Services["secrets"]; !ok || !slices.Contains(sg.Entrypoint, "/usr/local/bin/secretgen") ||
+		sg.NetworkMode != "none" || !slices.ContainsFunc(sg.Volumes, func(v types.ServiceVolumeConfig) bool { return v.Source == "secrets" && !v.ReadOnly }) {
+		t.Errorf("secrets: %+v, want secretgen writing the secrets volume, with no network", sg)
 	}
 	if got := len(p.Volumes); got < 2 {
 		t.Errorf("named volumes %v, want users and posts", p.Volumes)

@@ -47,11 +47,22 @@ func (r *Reader) String(key, def string) string {
 	return v
 }
 
-// Secret returns the variable or def; it is logged masked.
+// Secret returns the variable or def; it is logged masked. When the variable
+// is unset and KEY_FILE names a file, the secret is that file's content
+// without its trailing newline: the convention of Docker and Kubernetes
+// secrets mounted as files, which keeps the value out of the environment.
 func (r *Reader) Secret(key, def string) string {
-	v, _ := r.lookup(key, def)
+	v, set := r.lookup(key, def)
 	shown := "(unset)"
-	if v != "" {
+	if path, ok := r.lookup(key+"_FILE", ""); !set && ok {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			r.errs = append(r.errs, fmt.Errorf("%s_FILE: %w", key, err))
+		}
+		v = strings.TrimRight(string(b), "\r\n")
+		shown = "(from " + path + ")"
+	}
+	if v != "" && shown == "(unset)" {
 		shown = "***"
 	}
 	r.seen = append(r.seen, slog.String(key, shown))

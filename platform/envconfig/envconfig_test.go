@@ -2,6 +2,8 @@ package envconfig
 
 import (
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -38,5 +40,40 @@ func TestReaderDefaultsParsingAndMasking(t *testing.T) {
 	slog.New(slog.NewTextHandler(&sb, nil)).Info("cfg", "config", r)
 	if strings.Contains(sb.String(), "hunter2") || !strings.Contains(sb.String(), "S=***") {
 		t.Errorf("logged config must mask secrets: %s", sb.String())
+	}
+}
+
+func TestSecretFromFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "jwt-secret")
+	if err := os.WriteFile(path, []byte("from-the-file\n"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		env     map[string]string
+		want    string
+		wantErr bool
+	}{
+		{"file only", map[string]string{"S_FILE": path}, "from-the-file", false},
+		{"variable wins over file", map[string]string{"S": "direct", "S_FILE": path}, "direct", false},
+		{"missing file is an error", map[string]string{"S_FILE": filepath.Join(dir, "nope")}, "", true},
+		{"neither: default", map[string]string{}, "def", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := New(func(k string) string { return tt.env[k] })
+			if got := r.Secret("S", "def"); got != tt.want {
+				t.Errorf("Secret: got %q, want %q", got, tt.want)
+			}
+			if gotErr := r.Err() != nil; gotErr != tt.wantErr {
+				t.Errorf("Err: got %v, want error %v", r.Err(), tt.wantErr)
+			}
+			var logged strings.Builder
+			slog.New(slog.NewTextHandler(&logged, nil)).Info("cfg", "env", r)
+			if strings.Contains(logged.String(), "from-the-file") || strings.Contains(logged.String(), "direct") {
+				t.Errorf("secret value logged: %s", logged.String())
+			}
+		})
 	}
 }
