@@ -333,3 +333,59 @@ func closedURL(t *testing.T) string {
 	}
 	return fmt.Sprintf("http://127.0.0.1:%d", p)
 }
+
+// TestCleanupAcrossDeployments: two deployments, one after the other, on the
+// same URL (compose down -v, then make run). --cleanup against the second
+// must drop the first one's ids, whose user no longer exists, and exit 0,
+// instead of keeping them and failing on every later call.
+func TestCleanupAcrossDeployments(t *testing.T) {
+	root, err := devstack.FindRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := devstack.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	samePort := func(o *devstack.Options) { o.Ports = map[string]int{"load-balancer": port} }
+	state := t.TempDir()
+
+	first := stacktest.Start(t, samePort)
+	lb := first.LB()
+	runScript(t, root, state, "mixed_load.sh", 0,
+		"--url", lb, "--duration", "2s", "--rate-list", "4", "--rate-detail", "2", "--rate-create", "2")
+	left := readStateIDs(t, state)
+	if len(left) != 5+4 {
+		t.Fatalf("state file holds %d ids after the first deployment's run, want 9", len(left))
+	}
+	if bad := first.Stop(15 * time.Second); len(bad) > 0 {
+		t.Fatalf("first deployment did not stop cleanly: %v", bad)
+	}
+
+	second := stacktest.Start(t, samePort)
+	if second.LB() != lb {
+		t.Fatalf("second deployment at %s, want the same URL %s", second.LB(), lb)
+	}
+	auth := registerAndLogin(t, lb, fmt.Sprintf("resident%d", time.Now().UnixNano()%1e9))
+	if r := httpc.Do(t, http.MethodPost, lb+"/api/posts", map[string]string{"title": "resident", "content": "of the second deployment"}, "Authorization", auth); r.Status != http.StatusCreated {
+		t.Fatalf("create post: %d %s", r.Status, r.Body)
+	}
+	before := allPosts(t, lb)
+
+	out := runScript(t, root, state, "mixed_load_plus.sh", 0, "--url", lb, "--cleanup")
+	for _, want := range []string{"does not exist at " + lb, "cleanup: deleted=0 already_gone=0 failed=0", "dropped=9 ids"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("--cleanup output lacks %q:\n%s", want, out)
+		}
+	}
+	if ids := readStateIDs(t, state); len(ids) != 0 {
+		t.Errorf("state file still holds %d ids", len(ids))
+	}
+	if missing, extra := diffIDs(before, allPosts(t, lb)); len(missing) > 0 || len(extra) > 0 {
+		t.Errorf("the second deployment's posts changed: missing %v, extra %v", missing, extra)
+	}
+	// And the next call has nothing left to do.
+	if out := runScript(t, root, state, "mixed_load_plus.sh", 0, "--url", lb, "--cleanup"); !strings.Contains(out, "nothing to delete") {
+		t.Errorf("second --cleanup:\n%s", out)
+	}
+}

@@ -632,12 +632,21 @@ cleanup_only() {
 		exit 0
 	fi
 	check_reachable
-	total_d=0 total_g=0 total_f=0
+	total_d=0 total_g=0 total_f=0 total_x=0
 	awk '{ print $2, $3 }' "$sf" | sort -u >"$WORK/users"
 	while read -r USERNAME PASSWORD; do
 		awk -v u="$USERNAME" '$2 == u { print $1 }' "$sf" | sort -u >"$WORK/todo"
 		if ! login "$USERNAME" "$PASSWORD"; then
-			log "cleanup: cannot log in as $USERNAME (user gone or password changed); keeping its $(wc -l <"$WORK/todo") ids"
+			# The same URL may now serve another deployment (compose down -v,
+			# then make run, say): if the user does not exist there, its ids
+			# name nothing of this deployment, and nothing is left to delete.
+			if [ "$(api GET "/api/users/by-username/$USERNAME")" = 404 ]; then
+				echo "cleanup: user $USERNAME does not exist at $URL (another deployment now answers there); dropping its $(wc -l <"$WORK/todo") ids"
+				forget_ids "$WORK/todo"
+				total_x=$((total_x + $(wc -l <"$WORK/todo")))
+				continue
+			fi
+			log "cleanup: cannot log in as $USERNAME (password changed or login refused); keeping its $(wc -l <"$WORK/todo") ids"
 			total_f=$((total_f + $(wc -l <"$WORK/todo")))
 			continue
 		fi
@@ -647,6 +656,7 @@ cleanup_only() {
 		forget_ids "$WORK/gone"
 	done <"$WORK/users"
 	echo "cleanup: deleted=$total_d already_gone=$total_g failed=$total_f"
+	[ $total_x = 0 ] || echo "cleanup: dropped=$total_x ids of users this deployment does not have"
 	[ -s "$sf" ] || rm -f "$sf"
 	[ $total_f = 0 ] || exit 1
 	exit 0
