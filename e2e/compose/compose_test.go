@@ -242,10 +242,12 @@ func fullRun(t *testing.T, c compose, root string, sum *summary) {
 
 	step := func(name string, f func(t *testing.T) string) {
 		start := time.Now()
-		if !t.Run(name, func(t *testing.T) { sum.add(name, f(t), time.Since(start)) }) {
+		var result string
+		if !t.Run(name, func(t *testing.T) { result = f(t) }) {
 			sum.add(name, "FAIL", time.Since(start))
 			t.FailNow()
 		}
+		sum.add(name, result, time.Since(start))
 	}
 	var user deployed.User
 	var post int64

@@ -205,9 +205,9 @@ func Journey(t testing.TB, base string) (User, int64) {
 		t.Errorf("deleted post: got %d, want 404", r.Status)
 	}
 	var page struct {
-		Posts []struct {
+		Items []struct {
 			ID int64 `json:"id"`
-		} `json:"posts"`
+		} `json:"items"`
 	}
 	r := httpc.Do(t, http.MethodGet, base+"/api/posts?limit=50", nil)
 	if r.Status != http.StatusOK {
@@ -215,7 +215,7 @@ func Journey(t testing.TB, base string) (User, int64) {
 	}
 	r.JSON(t, &page)
 	found := false
-	for _, q := range page.Posts {
+	for _, q := range page.Items {
 		found = found || q.ID == kept
 	}
 	if !found {
