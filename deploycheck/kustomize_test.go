@@ -232,15 +232,30 @@ func TestLocalOverlay(t *testing.T) {
 	if lb.Spec.Selector["app.kubernetes.io/name"] != "load-balancer" {
 		t.Errorf("local-load-balancer-service selects %v, want the load-balancer pods", lb.Spec.Selector)
 	}
-	if len(r.secrets) != 1 {
-		t.Errorf("local overlay Secrets = %d, want the generated titanium-jwt", len(r.secrets))
+	if len(r.secrets) != len(externalSecrets) {
+		t.Errorf("local overlay Secrets = %d, want the generated titanium-jwt and titanium-redis", len(r.secrets))
 	}
-	for _, s := range r.secrets {
-		if len(s.Data["JWT_SECRET"]) < 32 {
-			t.Errorf("Secret %s: JWT_SECRET of %d bytes, want at least 32 (jwtauth.MinSecretBytes)", s.Name, len(s.Data["JWT_SECRET"]))
+	// Generated Secrets carry a content hash: local-titanium-jwt-<hash>.
+	want := map[string]string{"local-titanium-jwt-": "JWT_SECRET", "local-titanium-redis-": "REDIS_PASSWORD"}
+	for prefix, key := range want {
+		found := false
+		for name, s := range r.secrets {
+			if strings.HasPrefix(name, prefix) {
+				found = true
+				if len(s.Data[key]) < 32 {
+					t.Errorf("Secret %s: %s of %d bytes, want at least 32 (jwtauth.MinSecretBytes for the key)", name, key, len(s.Data[key]))
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no generated Secret %s<hash>", prefix)
 		}
 	}
 }
+
+// externalSecrets are the Secrets the prod overlay takes from outside git
+// (docs/deployment.md); the local overlay generates them.
+var externalSecrets = map[string]bool{"titanium-jwt": true, "titanium-redis": true}
 
 func TestBackupCronJob(t *testing.T) {
 	for _, dir := range overlays(t) {
@@ -413,8 +428,8 @@ func checkContainer(t *testing.T, r *rendered, where string, pod corev1.PodSpec,
 			t.Errorf("%s/%s: mount %s names no volume", where, c.Name, m.Name)
 		}
 	}
-	// Every referenced ConfigMap and Secret exists (prod takes its JWT
-	// Secret from outside git: that one is allowed to be absent).
+	// Every referenced ConfigMap and Secret exists (prod takes its JWT and
+	// Redis Secrets from outside git: those are allowed to be absent).
 	for _, ef := range c.EnvFrom {
 		if ef.ConfigMapRef != nil {
 			if _, ok := r.configMaps[ef.ConfigMapRef.Name]; !ok {
@@ -425,7 +440,7 @@ func checkContainer(t *testing.T, r *rendered, where string, pod corev1.PodSpec,
 	for _, e := range c.Env {
 		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
 			name := e.ValueFrom.SecretKeyRef.Name
-			if _, ok := r.secrets[name]; !ok && !(len(r.secrets) == 0 && name == "titanium-jwt") {
+			if _, ok := r.secrets[name]; !ok && !(len(r.secrets) == 0 && externalSecrets[name]) {
 				t.Errorf("%s/%s: env %s refers to Secret %q, which the overlay neither generates nor documents as external", where, c.Name, e.Name, name)
 			}
 		}
