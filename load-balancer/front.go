@@ -104,6 +104,8 @@ func (f *front) handle(ctx *fasthttp.RequestCtx) {
 	method := methodName(ctx.Method())
 	count := f.traffic != nil && route == "/api/" && countedFast(&ctx.Request.Header)
 	id := service.NewRequestID(string(ctx.Request.Header.Peek(service.RequestIDHeader)))
+	// Every copy goes, then ours: Set alone replaces only the first.
+	ctx.Request.Header.Del(service.RequestIDHeader)
 	ctx.Request.Header.Set(service.RequestIDHeader, id)
 	status := fasthttp.StatusInternalServerError
 	defer func() {
@@ -111,6 +113,7 @@ func (f *front) handle(ctx *fasthttp.RequestCtx) {
 			f.logger.Error("panic serving request", "method", method, "path", string(path), "panic", p, "stack", string(debug.Stack()))
 			status = upstream.WriteFastError(ctx, apierr.CodeInternal, "internal server error")
 		}
+		ctx.Response.Header.Del(service.RequestIDHeader)
 		ctx.Response.Header.Set(service.RequestIDHeader, id)
 		end := time.Now()
 		d := end.Sub(start)

@@ -116,6 +116,10 @@ const maxStaleRetries = 2
 // fasthttp's own fields and handled by it.
 var hopHeaders = []string{"Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Upgrade"}
 
+// forwardingHeaders are the client-address headers an edge replaces: every
+// copy a client sent is removed before the edge writes its own.
+var forwardingHeaders = []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip"}
+
 // Forward sends ctx's request to an instance and puts the answer, or a JSON
 // error, in ctx's response; it returns the status written. The request is
 // modified in place: the forwarding headers become the edge's own (whatever
@@ -135,12 +139,17 @@ func (f *Fast) Forward(ctx *fasthttp.RequestCtx) int {
 	stripHop(&req.Header)
 	// The body is already read whole (the server answered any 100-continue).
 	req.Header.Del("Expect")
+	// Del removes every copy of a header, Set only the first: a client's
+	// second X-Forwarded-For line would otherwise reach the gateway next to
+	// ours and pass for the client address.
+	for _, k := range forwardingHeaders {
+		req.Header.Del(k)
+	}
 	ip := ctx.RemoteIP().String()
 	req.Header.Set("X-Forwarded-For", ip)
 	req.Header.Set("X-Real-Ip", ip)
 	req.Header.SetBytesV("X-Forwarded-Host", req.Header.Host())
 	req.Header.Set("X-Forwarded-Proto", "http")
-	req.Header.Del("Forwarded")
 
 	status := f.forward(ctx)
 	resp := &ctx.Response

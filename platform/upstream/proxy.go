@@ -85,6 +85,12 @@ func NewProxy(pool *Pool, o ProxyOptions) http.Handler {
 			// path and query go through unchanged and so does Host.
 			o.Forward(pr)
 		},
+		// The proxying service echoes the request id itself (the one it
+		// forwarded); the upstream's copy would be a second header line.
+		ModifyResponse: func(resp *http.Response) error {
+			resp.Header.Del(requestIDHeader)
+			return nil
+		},
 		Transport:    &poolTransport{pool: pool, base: base, retry: o.Retry},
 		BufferPool:   bufferPool{},
 		ErrorHandler: p.fail,
@@ -119,6 +125,9 @@ func hasToken(values []string, token string) bool {
 	}
 	return false
 }
+
+// requestIDHeader carries the request id; every service echoes it.
+const requestIDHeader = "X-Request-Id"
 
 var errNoInstance = errors.New("no instance configured")
 
@@ -250,11 +259,11 @@ func TrustedForwarding(trusted func(netip.Addr) bool) func(*httputil.ProxyReques
 	return func(pr *httputil.ProxyRequest) {
 		host, _, err := net.SplitHostPort(pr.In.RemoteAddr)
 		peer, perr := netip.ParseAddr(host)
-		if err != nil || perr != nil || !trusted(peer.Unmap()) {
+		in := pr.In.Header
+		if err != nil || perr != nil || !trusted(peer.Unmap()) || duplicated(in) {
 			EdgeForwarding(pr)
 			return
 		}
-		in := pr.In.Header
 		if xff := in["X-Forwarded-For"]; len(xff) > 0 {
 			pr.Out.Header["X-Forwarded-For"] = xff
 		}
@@ -268,4 +277,16 @@ func TrustedForwarding(trusted func(netip.Addr) bool) func(*httputil.ProxyReques
 			pr.Out.Header["X-Real-Ip"] = []string{host}
 		}
 	}
+}
+
+// duplicated reports whether h carries a forwarding header more than once.
+// Our edge writes each exactly once; a second copy was the client's, left
+// beside ours by a proxy that replaced only the first, so none is believed.
+func duplicated(h http.Header) bool {
+	for _, k := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip"} {
+		if len(h[k]) > 1 {
+			return true
+		}
+	}
+	return false
 }

@@ -190,6 +190,22 @@ func TestForwardingHeaders(t *testing.T) {
 			t.Errorf("X-Forwarded-Host: got %q", got)
 		}
 	})
+	t.Run("trusted peer with a duplicated header is not believed", func(t *testing.T) {
+		loopback := func(a netip.Addr) bool { return a.IsLoopback() }
+		front := serve(t, pool, ProxyOptions{Forward: TrustedForwarding(loopback)})
+		req, _ := http.NewRequest(http.MethodGet, front.URL+"/", nil)
+		req.Header.Add("X-Forwarded-For", "127.0.0.1")
+		req.Header.Add("X-Forwarded-For", "203.0.113.9")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		h := <-seen
+		if got := h.Values("X-Forwarded-For"); len(got) != 1 || got[0] != "127.0.0.1" {
+			t.Errorf("X-Forwarded-For: got %q, want the peer only", got)
+		}
+	})
 	t.Run("untrusted peer is the client", func(t *testing.T) {
 		never := func(netip.Addr) bool { return false }
 		front := serve(t, pool, ProxyOptions{Forward: TrustedForwarding(never)})

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+)
+
+// servingPaths are the ways the balancer serves a proxied request: the
+// fasthttp front, net/http after the front handed the connection off, and
+// net/http alone (LB_FAST_PATH=false). Every edge case runs on each.
+var servingPaths = []struct {
+	name    string
+	fast    string
+	handoff bool
+}{
+	{"fast", "true", false},
+	{"handoff", "true", true},
+	{"net-http", "false", false},
+}
+
+// headerBackend answers with the request's headers as JSON; on /api/dup-id
+// it sends two X-Request-Id lines, as a proxy that echoes its own id next
+// to its upstream's does.
+func headerBackend(t *testing.T) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/api/dup-id" {
+			w.Header().Add("X-Request-Id", "upstream-1")
+			w.Header().Add("X-Request-Id", "upstream-2")
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(r.Header)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// exchange sends one raw request on a new connection to the balancer (after
+// a GET /healthz on it when handoff, so that net/http serves the request)
+// and returns the answer.
+func exchange(t *testing.T, lbURL string, handoff bool, raw string) (*http.Response, string) {
+	t.Helper()
+	c, br := dialLB(t, lbURL)
+	if handoff {
+		_, _ = io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: lb\r\n\r\n")
+		if resp, _ := readResponse(t, br); resp.StatusCode != 200 {
+			t.Fatalf("GET /healthz: %d", resp.StatusCode)
+		}
+	}
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	return readResponse(t, br)
+}
+
+// A client's second copy of a forwarding header or of X-Request-Id never
+// reaches the upstream: a header that is set without deleting every copy
+// first leaves the client's second line beside the edge's own, and the
+// gateway then takes the client's for the client address (the login
+// throttle bypass).
+func TestEdgeDuplicateHeaders(t *testing.T) {
+	for _, p := range servingPaths {
+		t.Run(p.name, func(t *testing.T) {
+			be := headerBackend(t)
+			lbURL, _ := startLB(t, map[string]string{"LB_API_UPSTREAMS": be.URL, "LB_UI_UPSTREAMS": be.URL, "LB_FAST_PATH": p.fast})
+			resp, body := exchange(t, lbURL, p.handoff, "GET /api/h HTTP/1.1\r\nHost: lb\r\n"+
+				"X-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 203.0.113.7\r\n"+
+				"X-Real-Ip: 1.1.1.1\r\nX-Real-Ip: 203.0.113.7\r\n"+
+				"X-Forwarded-Proto: https\r\nX-Forwarded-Proto: https\r\n"+
+				"X-Forwarded-Host: a\r\nX-Forwarded-Host: b\r\n"+
+				"Forwarded: for=1.1.1.1\r\nForwarded: for=203.0.113.7\r\n"+
+				"X-Request-Id: trace-1\r\nX-Request-Id: trace-2\r\n\r\n")
+			var h http.Header
+			if err := json.Unmarshal([]byte(body), &h); err != nil || resp.StatusCode != 200 {
+				t.Fatalf("GET: %d %s", resp.StatusCode, body)
+			}
+			for k, want := range map[string]string{
+				"X-Forwarded-For": "127.0.0.1", "X-Real-Ip": "127.0.0.1", "X-Forwarded-Proto": "http",
+				"X-Forwarded-Host": "lb", "X-Request-Id": "trace-1",
+			} {
+				if got := h.Values(k); len(got) != 1 || got[0] != want {
+					t.Errorf("upstream got %s %q, want [%s]", k, got, want)
+				}
+			}
+			if got := h.Values("Forwarded"); len(got) != 0 {
+				t.Errorf("upstream got Forwarded %q, want none", got)
+			}
+			if got := resp.Header.Values("X-Request-Id"); len(got) != 1 || got[0] != "trace-1" {
+				t.Errorf("client got X-Request-Id %q, want [trace-1]", got)
+			}
+		})
+	}
+}
+
+// An upstream answer with its own X-Request-Id lines reaches the client
+// with exactly one: the edge's.
+func TestEdgeOneRequestIDInTheAnswer(t *testing.T) {
+	for _, p := range servingPaths {
+		t.Run(p.name, func(t *testing.T) {
+			be := headerBackend(t)
+			lbURL, _ := startLB(t, map[string]string{"LB_API_UPSTREAMS": be.URL, "LB_UI_UPSTREAMS": be.URL, "LB_FAST_PATH": p.fast})
+			resp, _ := exchange(t, lbURL, p.handoff, "POST /api/dup-id HTTP/1.1\r\nHost: lb\r\nX-Request-Id: mine\r\nContent-Length: 2\r\n\r\n{}")
+			if got := resp.Header.Values("X-Request-Id"); len(got) != 1 || got[0] != "mine" {
+				t.Errorf("client got X-Request-Id %q, want [mine]", got)
+			}
+		})
+	}
+}
