@@ -5,7 +5,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
 )
 
 // servingPaths are the ways the balancer serves a proxied request: the
@@ -106,6 +108,59 @@ func TestEdgeOneRequestIDInTheAnswer(t *testing.T) {
 			resp, _ := exchange(t, lbURL, p.handoff, "POST /api/dup-id HTTP/1.1\r\nHost: lb\r\nX-Request-Id: mine\r\nContent-Length: 2\r\n\r\n{}")
 			if got := resp.Header.Values("X-Request-Id"); len(got) != 1 || got[0] != "mine" {
 				t.Errorf("client got X-Request-Id %q, want [mine]", got)
+			}
+		})
+	}
+}
+
+// A body declared over LB_MAX_BODY_BYTES is refused with a JSON 413 before
+// any of it is read (fasthttp would allocate the declared length first);
+// a chunked one is cut at the cap.
+func TestEdgeOversizeBody(t *testing.T) {
+	for _, p := range servingPaths {
+		t.Run(p.name, func(t *testing.T) {
+			be := headerBackend(t)
+			lbURL, _ := startLB(t, map[string]string{
+				"LB_API_UPSTREAMS": be.URL, "LB_UI_UPSTREAMS": be.URL, "LB_FAST_PATH": p.fast, "LB_MAX_BODY_BYTES": "4096",
+			})
+			resp, body := exchange(t, lbURL, p.handoff, "POST /api/x HTTP/1.1\r\nHost: lb\r\nContent-Length: 8388607\r\n\r\nbbbb")
+			if resp.StatusCode != 413 || !strings.Contains(body, `"payload_too_large"`) {
+				t.Errorf("declared 8 MiB: %d %s, want JSON 413", resp.StatusCode, body)
+			}
+			chunk := strings.Repeat("c", 3000)
+			resp, body = exchange(t, lbURL, p.handoff, "POST /api/x HTTP/1.1\r\nHost: lb\r\nTransfer-Encoding: chunked\r\n\r\n"+
+				"bb8\r\n"+chunk+"\r\nbb8\r\n"+chunk+"\r\n0\r\n\r\n")
+			if resp.StatusCode != 413 || !strings.Contains(body, `"payload_too_large"`) {
+				t.Errorf("chunked 6000 bytes: %d %s, want JSON 413", resp.StatusCode, body)
+			}
+			resp, body = exchange(t, lbURL, p.handoff, "POST /api/x HTTP/1.1\r\nHost: lb\r\nContent-Length: 4096\r\n\r\n"+strings.Repeat("o", 4096))
+			if resp.StatusCode != 200 {
+				t.Errorf("a body at the cap: %d %s, want 200", resp.StatusCode, body)
+			}
+		})
+	}
+}
+
+// A body that stalls is given READ_TIMEOUT to arrive, then the connection
+// closes, after a hand-off too (net/http had no body deadline there).
+func TestEdgeStalledBody(t *testing.T) {
+	for _, p := range servingPaths {
+		t.Run(p.name, func(t *testing.T) {
+			be := headerBackend(t)
+			lbURL, _ := startLB(t, map[string]string{
+				"LB_API_UPSTREAMS": be.URL, "LB_UI_UPSTREAMS": be.URL, "LB_FAST_PATH": p.fast, "READ_TIMEOUT": "500ms",
+			})
+			c, br := dialLB(t, lbURL)
+			if p.handoff {
+				_, _ = io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: lb\r\n\r\n")
+				readResponse(t, br)
+			}
+			start := time.Now()
+			_, _ = io.WriteString(c, "POST /api/auth/login HTTP/1.1\r\nHost: lb\r\nContent-Length: 100\r\n\r\n{")
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, _ = io.Copy(io.Discard, br) // any answer, then the close
+			if d := time.Since(start); d > 3*time.Second {
+				t.Errorf("stalled body: connection open %v, want closed after about 500ms", d)
 			}
 		})
 	}

@@ -30,30 +30,32 @@ type front struct {
 	svc     *service.Server
 	ui, api *upstream.Fast
 	traffic *traffic // nil when LB_TRAFFIC_STATS is off
+	// maxBody caps a request body (LB_MAX_BODY_BYTES). fasthttp allocates
+	// the declared length before it reads a byte, so this cap is also what
+	// one connection can make the balancer hold.
+	maxBody int
 	logger  *slog.Logger
 }
 
-// Front limits; the net/http chain's are in platform/service.
-const (
-	frontReadBuffer  = 16 << 10 // also the largest request head accepted
-	frontMaxBodySize = 8 << 20
-)
+// frontReadBuffer is also the largest request head accepted; the net/http
+// chain's limits are in platform/service.
+const frontReadBuffer = 16 << 10
 
-func newFront(svc *service.Server, ui, api *upstream.Fast, t *traffic, logger *slog.Logger) *front {
-	f := &front{svc: svc, ui: ui, api: api, traffic: t, logger: logger}
+func newFront(svc *service.Server, ui, api *upstream.Fast, t *traffic, maxBody int, logger *slog.Logger) *front {
+	f := &front{svc: svc, ui: ui, api: api, traffic: t, maxBody: maxBody, logger: logger}
 	cfg := svc.Config
 	f.srv = &fasthttp.Server{
 		Handler:      f.handle,
 		ErrorHandler: f.badRequest,
 		// A request head must arrive within ReadHeaderTimeout of its first
 		// byte (a new connection's first byte too), as on net/http; a body
-		// then gets WriteTimeout (bodyTimeout).
+		// then gets ReadTimeout (bodyTimeout).
 		ReadTimeout:                  cfg.ReadHeaderTimeout,
 		HeaderReceived:               f.bodyTimeout,
 		WriteTimeout:                 cfg.WriteTimeout,
 		IdleTimeout:                  cfg.IdleTimeout,
 		ReadBufferSize:               frontReadBuffer,
-		MaxRequestBodySize:           frontMaxBodySize,
+		MaxRequestBodySize:           maxBody,
 		NoDefaultServerHeader:        true,
 		NoDefaultContentType:         true,
 		DisablePreParseMultipartForm: true,
@@ -64,13 +66,13 @@ func newFront(svc *service.Server, ui, api *upstream.Fast, t *traffic, logger *s
 	return f
 }
 
-// bodyTimeout gives a request with a body the platform's write timeout to
-// arrive whole.
+// bodyTimeout gives a request with a body the platform's read timeout to
+// arrive whole, as net/http's ReadTimeout does.
 func (f *front) bodyTimeout(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 	if h.ContentLength() == 0 {
 		return fasthttp.RequestConfig{}
 	}
-	return fasthttp.RequestConfig{ReadTimeout: f.svc.Config.WriteTimeout}
+	return fasthttp.RequestConfig{ReadTimeout: f.svc.Config.ReadTimeout}
 }
 
 // Serve implements service.Front.
@@ -226,7 +228,7 @@ func (f *front) badRequest(ctx *fasthttp.RequestCtx, err error) {
 	case errors.As(err, &small):
 		code, msg = apierr.CodeRequestHeaderFields, fmt.Sprintf("request head over %d bytes", frontReadBuffer)
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		code, msg = apierr.CodePayloadTooLarge, fmt.Sprintf("request body over %d bytes", frontMaxBodySize)
+		code, msg = apierr.CodePayloadTooLarge, fmt.Sprintf("request body over %d bytes", f.maxBody)
 	}
 	f.logger.Debug("bad request", "err", err)
 	upstream.WriteFastError(ctx, code, msg)

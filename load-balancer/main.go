@@ -8,12 +8,14 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 
+	"titanium/platform/apierr"
 	"titanium/platform/envconfig"
 	"titanium/platform/service"
 	"titanium/platform/upstream"
@@ -34,6 +36,8 @@ type config struct {
 	headerTimeout     time.Duration
 	dialTimeout       time.Duration
 	idlePerHost       int
+	maxBody           int
+	maxResponse       int
 	trafficStats      bool
 	fastPath          bool
 	statsCache        time.Duration
@@ -62,9 +66,13 @@ func loadConfig(env *envconfig.Reader) config {
 		headerTimeout:  env.Duration("LB_RESPONSE_HEADER_TIMEOUT", 5*time.Second),
 		dialTimeout:    env.Duration("LB_DIAL_TIMEOUT", time.Second),
 		idlePerHost:    env.Int("LB_MAX_IDLE_CONNS_PER_HOST", 512, 2, 10000),
-		trafficStats:   env.Bool("LB_TRAFFIC_STATS", true),
-		fastPath:       env.Bool("LB_FAST_PATH", true),
-		statsCache:     env.Duration("LB_STATS_CACHE", 250*time.Millisecond),
+		// The largest body a service accepts is 1 MiB (a token to verify);
+		// the margin keeps its own 413 the answer at that size.
+		maxBody:      env.Int("LB_MAX_BODY_BYTES", 1<<20+64<<10, 1<<10, 64<<20),
+		maxResponse:  env.Int("LB_MAX_RESPONSE_BYTES", 16<<20, 64<<10, 256<<20),
+		trafficStats: env.Bool("LB_TRAFFIC_STATS", true),
+		fastPath:     env.Bool("LB_FAST_PATH", true),
+		statsCache:   env.Duration("LB_STATS_CACHE", 250*time.Millisecond),
 	}
 	for _, key := range []string{"LB_UI_UPSTREAMS", "LB_API_UPSTREAMS"} {
 		specs := c.uiSpecs
@@ -168,11 +176,12 @@ func build(srv *service.Server, cfg config, logger *slog.Logger) (*balancer, err
 		}
 		lb.pools = append(lb.pools, pool)
 		fast := upstream.NewFast(pool, upstream.FastOptions{
-			Timeout:         cfg.headerTimeout,
-			DialTimeout:     cfg.dialTimeout,
-			MaxConnsPerHost: cfg.idlePerHost,
-			Retry:           true,
-			Logger:          logger,
+			Timeout:             cfg.headerTimeout,
+			DialTimeout:         cfg.dialTimeout,
+			MaxConnsPerHost:     cfg.idlePerHost,
+			MaxResponseBodySize: cfg.maxResponse,
+			Retry:               true,
+			Logger:              logger,
 		})
 		return upstream.NewProxy(pool, upstream.ProxyOptions{
 			ResponseHeaderTimeout: cfg.headerTimeout,
@@ -230,12 +239,13 @@ func build(srv *service.Server, cfg config, logger *slog.Logger) (*balancer, err
 		if cfg.trafficStats {
 			ft = t
 		}
-		srv.SetFront(newFront(srv, uiFast, apiFast, ft, logger))
+		srv.SetFront(newFront(srv, uiFast, apiFast, ft, cfg.maxBody, logger))
 	}
-	srv.Handle("/", ui)
-	srv.Handle("/api/", counted)
-	srv.Handle("/blog/", api)
-	srv.Handle("/blog", api)
+	limit := func(h http.Handler) http.Handler { return limitBody(cfg.maxBody, h) }
+	srv.Handle("/", limit(ui))
+	srv.Handle("/api/", limit(counted))
+	srv.Handle("/blog/", limit(api))
+	srv.Handle("/blog", limit(api))
 	srv.Handle("GET /api/ws-heartbeat", lb.hub)
 	srv.HandleFunc("GET /stats/local", lb.agg.serveLocal)
 	// The platform serves a per-process GET /stats on its mux; here /stats
@@ -253,4 +263,21 @@ func build(srv *service.Server, cfg config, logger *slog.Logger) (*balancer, err
 		})
 	})
 	return lb, nil
+}
+
+// limitBody refuses a request whose declared body is over maxBytes with a JSON
+// 413 before reading any of it, and cuts a chunked one at maxBytes (the proxy
+// then answers 413), as the front does.
+func limitBody(maxBytes int, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > int64(maxBytes) {
+			w.Header().Set("Connection", "close")
+			apierr.WriteCode(w, apierr.CodePayloadTooLarge, fmt.Sprintf("request body over %d bytes", maxBytes))
+			return
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = http.MaxBytesReader(w, r.Body, int64(maxBytes))
+		}
+		next.ServeHTTP(w, r)
+	})
 }

@@ -148,6 +148,7 @@ func (s *Server) Open() error {
 	s.srv = &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: s.Config.ReadHeaderTimeout,
+		ReadTimeout:       s.Config.ReadTimeout,
 		WriteTimeout:      s.Config.WriteTimeout,
 		IdleTimeout:       s.Config.IdleTimeout,
 		MaxHeaderBytes:    s.Config.MaxHeaderBytes,

@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -133,7 +134,11 @@ var errNoInstance = errors.New("no instance configured")
 
 // fail is the ReverseProxy ErrorHandler.
 func (p *proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var tooLarge *http.MaxBytesError
 	switch {
+	case errors.As(err, &tooLarge):
+		// The client's body went over the cap on the way: its fault.
+		apierr.WriteCode(w, apierr.CodePayloadTooLarge, fmt.Sprintf("request body over %d bytes", tooLarge.Limit))
 	case r.Context().Err() != nil && errors.Is(err, context.Canceled):
 		// The client went away: not the upstream's fault (golang/go#20071).
 		p.logger.DebugContext(r.Context(), "client closed request", "upstream", p.pool.name, "path", r.URL.Path)
