@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -100,8 +101,37 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request) {
 }
 
 type listResponse struct {
-	Items      []users.User `json:"items"`
-	NextCursor string       `json:"next_cursor"`
+	Items      []userView `json:"items"`
+	NextCursor string     `json:"next_cursor"`
+}
+
+// userView is a user as shown to a reader: the e-mail address only to its
+// owner (usernames and ids are public, addresses are personal data).
+type userView struct {
+	ID        int64     `json:"id"`
+	Username  string    `json:"username"`
+	Email     string    `json:"email,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// view shows u to the user with id viewer (0: anonymous).
+func view(u users.User, viewer int64) userView {
+	v := userView{ID: u.ID, Username: u.Username, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+	if viewer != 0 && viewer == u.ID {
+		v.Email = u.Email
+	}
+	return v
+}
+
+// viewer is the id of the user a valid bearer token names, 0 without one.
+// A bad token reads as anonymous: reads are public, only the e-mail is not.
+func (h *Handler) viewer(r *http.Request) int64 {
+	claims, err := h.jwt.Authenticate(r)
+	if err != nil {
+		return 0
+	}
+	return claims.UserID
 }
 
 // Cursors are opaque to clients: the last id of the page, base64url.
@@ -143,7 +173,11 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	resp := listResponse{Items: items}
+	viewer := h.viewer(r)
+	resp := listResponse{Items: make([]userView, len(items))}
+	for i, u := range items {
+		resp.Items[i] = view(u, viewer)
+	}
 	if next > 0 {
 		resp.NextCursor = encodeCursor(next)
 	}
@@ -168,7 +202,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	apierr.WriteJSON(w, http.StatusOK, u)
+	apierr.WriteJSON(w, http.StatusOK, view(u, h.viewer(r)))
 }
 
 func (h *Handler) getByUsername(w http.ResponseWriter, r *http.Request) {
@@ -177,12 +211,15 @@ func (h *Handler) getByUsername(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	apierr.WriteJSON(w, http.StatusOK, u)
+	apierr.WriteJSON(w, http.StatusOK, view(u, h.viewer(r)))
 }
 
 type updateRequest struct {
 	Email    *string `json:"email"`
 	Password *string `json:"password"`
+	// CurrentPassword is required to set a new password (OWASP ASVS
+	// 2.1.6): a stolen token alone must not be a permanent takeover.
+	CurrentPassword *string `json:"current_password"`
 }
 
 func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
@@ -208,6 +245,19 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
 	if err := apierr.DecodeJSON(w, r, maxBody, &req); err != nil {
 		h.writeError(w, r, err)
 		return
+	}
+	if req.Password != nil {
+		if req.CurrentPassword == nil || *req.CurrentPassword == "" {
+			h.writeError(w, r, apierr.Invalid("current_password", "current_password is required to change the password"))
+			return
+		}
+		if err := h.users.CheckPassword(r.Context(), id, *req.CurrentPassword); err != nil {
+			if errors.Is(err, users.ErrBadCredentials) {
+				err = &apierr.Error{Code: apierr.CodeForbidden, Message: "current_password is wrong", Field: "current_password"}
+			}
+			h.writeError(w, r, err)
+			return
+		}
 	}
 	u, err := h.users.Update(r.Context(), id, req.Email, req.Password)
 	if err != nil {

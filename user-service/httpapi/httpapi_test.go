@@ -220,6 +220,44 @@ func TestReadsAndList(t *testing.T) {
 	}
 }
 
+// An e-mail address is shown to its owner only: not without a token, not
+// with a bad one, not to another user, in the list and single reads alike.
+func TestEmailOnlyForItsOwner(t *testing.T) {
+	e := newEnv(t, "", bcrypt.MinCost)
+	register(t, e, "alice")
+	register(t, e, "bob")
+	alice, bob := bearer(t, 1, "alice"), bearer(t, 2, "bob")
+	for _, path := range []string{"/api/users/1", "/api/users/by-username/alice"} {
+		for _, tt := range []struct {
+			name, auth, want string
+		}{
+			{"anonymous", "", ""},
+			{"bad token", "Bearer abc.def.ghi", ""},
+			{"another user", bob, ""},
+			{"the owner", alice, "alice@example.com"},
+		} {
+			var hdr []string
+			if tt.auth != "" {
+				hdr = []string{"Authorization", tt.auth}
+			}
+			res := e.do("GET", path, "", hdr...)
+			m := res.json(t)
+			if got, _ := m["email"].(string); res.status != 200 || got != tt.want {
+				t.Errorf("GET %s as %s: %d email %q, want %q", path, tt.name, res.status, got, tt.want)
+			}
+		}
+	}
+	var page struct {
+		Items []map[string]any `json:"items"`
+	}
+	if err := json.Unmarshal(e.do("GET", "/api/users", "", "Authorization", alice).body, &page); err != nil || len(page.Items) != 2 {
+		t.Fatalf("list: %v %v", err, page)
+	}
+	if page.Items[0]["email"] != "alice@example.com" || page.Items[1]["email"] != nil {
+		t.Errorf("list as alice: %v, want her e-mail only", page.Items)
+	}
+}
+
 func bearer(t *testing.T, id int64, name string) string {
 	t.Helper()
 	tok, _, err := testJWT.Issue(name, id, time.Now())
@@ -252,7 +290,10 @@ func TestUpdate(t *testing.T) {
 		{"bad email", bearer(t, 1, "alice"), "/api/users/1", `{"email":"nope"}`, 400},
 		{"taken email", bearer(t, 1, "alice"), "/api/users/1", `{"email":"bob@example.com"}`, 409},
 		{"too long password", bearer(t, 1, "alice"), "/api/users/1", `{"password":"` + strings.Repeat("x", 100) + `"}`, 400},
-		{"own account", bearer(t, 1, "alice"), "/api/users/1", `{"email":"a2@example.com","password":"new-password"}`, 200},
+		{"new password without the current one", bearer(t, 1, "alice"), "/api/users/1", `{"password":"new-password"}`, 400},
+		{"new password, current one empty", bearer(t, 1, "alice"), "/api/users/1", `{"password":"new-password","current_password":""}`, 400},
+		{"new password, current one wrong", bearer(t, 1, "alice"), "/api/users/1", `{"password":"new-password","current_password":"guess-1234"}`, 403},
+		{"own account", bearer(t, 1, "alice"), "/api/users/1", `{"email":"a2@example.com","password":"new-password","current_password":"password-alice"}`, 200},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -268,7 +309,7 @@ func TestUpdate(t *testing.T) {
 		})
 	}
 	for _, path := range []string{"/api/users/1", "/api/users/by-username/alice"} {
-		if got := e.do("GET", path, "").json(t)["email"]; got != "a2@example.com" {
+		if got := e.do("GET", path, "", "Authorization", bearer(t, 1, "alice")).json(t)["email"]; got != "a2@example.com" {
 			t.Errorf("GET %s after update: email %v, want a2@example.com (stale cache?)", path, got)
 		}
 	}

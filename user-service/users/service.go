@@ -179,6 +179,26 @@ func (s *Service) Update(ctx context.Context, id int64, email, password *string)
 	return u, nil
 }
 
+// CheckPassword checks password against the stored hash of user id:
+// ErrBadCredentials when it does not match, ErrNotFound without the user.
+func (s *Service) CheckPassword(ctx context.Context, id int64, password string) error {
+	if password == "" || len(password) > MaxPasswordBytes {
+		return ErrBadCredentials
+	}
+	rec, err := s.store.ByID(ctx, id)
+	if err != nil {
+		return err
+	}
+	ok, err := s.hasher.Verify(ctx, rec.PasswordHash, password)
+	if err != nil {
+		return err
+	}
+	if !ok || rec.PasswordHash == "" {
+		return ErrBadCredentials
+	}
+	return nil
+}
+
 // Authenticate checks a username and password. Unknown users and wrong
 // passwords both return ErrBadCredentials after a bcrypt comparison of the
 // same cost, so neither the answer nor its timing tells them apart.
