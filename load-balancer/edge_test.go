@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -161,6 +162,49 @@ func TestEdgeStalledBody(t *testing.T) {
 			_, _ = io.Copy(io.Discard, br) // any answer, then the close
 			if d := time.Since(start); d > 3*time.Second {
 				t.Errorf("stalled body: connection open %v, want closed after about 500ms", d)
+			}
+		})
+	}
+}
+
+// An HTTP/1.0 request without Host is forwarded (with the instance's
+// address as Host, as net/http's transport does), not failed as if the
+// instance were at fault.
+func TestEdgeHTTP10WithoutHost(t *testing.T) {
+	for _, p := range servingPaths {
+		t.Run(p.name, func(t *testing.T) {
+			be := headerBackend(t)
+			lbURL, _ := startLB(t, map[string]string{"LB_API_UPSTREAMS": be.URL, "LB_UI_UPSTREAMS": be.URL, "LB_FAST_PATH": p.fast})
+			if resp, body := exchange(t, lbURL, p.handoff, "GET /api/x HTTP/1.0\r\n\r\n"); resp.StatusCode != 200 {
+				t.Errorf("HTTP/1.0 without Host: %d %s, want 200", resp.StatusCode, body)
+			}
+		})
+	}
+}
+
+// A 502/503/504 that an instance relays is its answer, not its failure: it
+// keeps its share of the requests (it used to be ejected after three).
+func TestEdgeRelayedErrorsDoNotEject(t *testing.T) {
+	for _, p := range servingPaths {
+		t.Run(p.name, func(t *testing.T) {
+			var hits atomic.Int64
+			relaying := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				hits.Add(1)
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = io.WriteString(w, `{"code":"unavailable","error":"user-service is unavailable"}`)
+			}))
+			t.Cleanup(relaying.Close)
+			good := headerBackend(t)
+			lbURL, _ := startLB(t, map[string]string{
+				"LB_API_UPSTREAMS": relaying.URL + "," + good.URL, "LB_UI_UPSTREAMS": good.URL,
+				"LB_FAST_PATH": p.fast, "LB_BALANCE": "round_robin",
+			})
+			for range 20 {
+				exchange(t, lbURL, p.handoff, "GET /api/x HTTP/1.1\r\nHost: lb\r\n\r\n")
+			}
+			if n := hits.Load(); n != 10 {
+				t.Errorf("the instance relaying 503s got %d of 20 requests, want 10 (not ejected)", n)
 			}
 		})
 	}

@@ -280,7 +280,10 @@ func loginAttempt(t testing.TB, base, username string, hdr [][2]string) int {
 	for _, kv := range hdr {
 		req.Header.Add(kv[0], kv[1])
 	}
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	// A fresh connection each time: it is served by the balancer's front.
+	// A pooled one may have been handed off to net/http by an earlier
+	// request (e.g. /healthz), which would test the other path only.
+	resp, err := (&http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
 	if err != nil {
 		t.Fatalf("login: %v", err)
 	}

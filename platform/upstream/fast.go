@@ -6,7 +6,6 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"net/http"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -166,7 +165,8 @@ func (f *Fast) forward(ctx *fasthttp.RequestCtx) int {
 	if h == nil {
 		return f.fail(ctx, errNoInstance)
 	}
-	err := f.try(h, req, resp)
+	noHost := len(req.Header.Host()) == 0
+	err := f.try(h, req, resp, noHost)
 	// Connections the instance closed while idle: the request was not
 	// written, so it goes again whatever its method, on another instance
 	// when there is one (the instance is likely shutting down).
@@ -176,7 +176,7 @@ func (f *Fast) forward(ctx *fasthttp.RequestCtx) int {
 		if other := f.pool.SelectOther(nil, h); other != nil {
 			h = other
 		}
-		err = f.try(h, req, resp)
+		err = f.try(h, req, resp, noHost)
 	}
 	// A failed connect sent nothing: any method may go elsewhere. A
 	// connection lost before an answer may have delivered the request:
@@ -189,7 +189,7 @@ func (f *Fast) forward(ctx *fasthttp.RequestCtx) int {
 			other = h
 		}
 		if other != nil {
-			err = f.try(other, req, resp)
+			err = f.try(other, req, resp, noHost)
 		}
 	}
 	if err != nil {
@@ -199,18 +199,26 @@ func (f *Fast) forward(ctx *fasthttp.RequestCtx) int {
 	return resp.StatusCode()
 }
 
-func (f *Fast) try(h *Host, req *fasthttp.Request, resp *fasthttp.Response) error {
+func (f *Fast) try(h *Host, req *fasthttp.Request, resp *fasthttp.Response, noHost bool) error {
+	if noHost {
+		// An HTTP/1.0 request may come without Host; the upstream
+		// connection is HTTP/1.1, which requires one. net/http's transport
+		// sends the instance's address then, and so does this.
+		req.SetHost(h.addr)
+		req.Header.SetHost(h.addr)
+	}
 	h.inflight.Add(1)
 	err := f.client(h).DoTimeout(req, resp, f.o.Timeout)
 	h.inflight.Add(-1)
-	switch code := resp.StatusCode(); {
+	switch {
 	case errors.Is(err, errStaleConn):
 		// Not an exchange that failed: the connection was closed while idle.
 	case err != nil:
-		f.pool.Fail(h, isDialError(err), err.Error())
-	case code == http.StatusBadGateway, code == http.StatusServiceUnavailable, code == http.StatusGatewayTimeout:
-		f.pool.Fail(h, false, http.StatusText(code))
+		if isDialError(err) || errors.Is(err, fasthttp.ErrTimeout) || isTimeout(err) {
+			f.pool.Fail(h, isDialError(err), err.Error())
+		}
 	default:
+		// Any status is an answer (see ejects).
 		f.pool.Succeed(h)
 	}
 	return err

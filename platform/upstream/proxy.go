@@ -45,7 +45,8 @@ type ProxyOptions struct {
 
 // NewProxy returns a reverse proxy to pool's instances. It refuses h2c
 // upgrades, answers upstream failures with JSON (502 dead, 504 slow, 499
-// client gone), feeds passive health, and with Retry retries an idempotent
+// client gone, 413 body over a cap), feeds passive health (connect errors
+// and timeouts only), and with Retry retries an idempotent
 // request without a body once on another instance when it could not connect
 // or its connection broke before any answer. A POST is never replayed.
 func NewProxy(pool *Pool, o ProxyOptions) http.Handler {
@@ -216,19 +217,24 @@ func (t *poolTransport) try(h *Host, req *http.Request) (*http.Response, error) 
 	h.inflight.Add(-1)
 	switch {
 	case err != nil:
-		if req.Context().Err() == nil { // a client that left says nothing about h
+		// A client that left says nothing about h, and nor does a body
+		// the client broke or sent over the cap.
+		if req.Context().Err() == nil && ejects(err) {
 			t.pool.Fail(h, isDialError(err), err.Error())
 		}
-	case resp.StatusCode == http.StatusBadGateway, resp.StatusCode == http.StatusServiceUnavailable,
-		resp.StatusCode == http.StatusGatewayTimeout:
-		// Only these mean "this instance is in trouble"; counting every 500
-		// would let one bad URL eject every instance.
-		t.pool.Fail(h, false, resp.Status)
 	default:
 		t.pool.Succeed(h)
 	}
 	return resp, err
 }
+
+// ejects reports whether err counts against the instance: only a failed
+// connect or a timeout does. A status, even 502/503/504, is an answer: the
+// gateway relays its own upstreams' 503s, and a client can provoke errors at
+// will (a malformed request, a body over the cap); counting either would let
+// anyone eject healthy instances. A dead instance is found by its connects
+// failing and by the active health check.
+func ejects(err error) bool { return isDialError(err) || isTimeout(err) }
 
 const copyBufferSize = 32 << 10
 

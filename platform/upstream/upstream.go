@@ -3,7 +3,7 @@
 // or a DNS name re-resolved periodically, as a Kubernetes headless Service
 // gives one A record per pod), per-instance state in atomics behind a single
 // Available gate, selection policies, active health checks on /readyz and
-// passive ejection on connect errors and 502/503/504, capped so that the
+// passive ejection on connect errors and timeouts, capped so that the
 // last available instance is never ejected.
 //
 // The design follows caddy's modules/caddyhttp/reverseproxy: one Selector
@@ -108,7 +108,7 @@ type Options struct {
 	// HealthFails consecutive failed checks mark a host unhealthy (default 2);
 	// one passing check marks it healthy again.
 	HealthFails int
-	// MaxFails consecutive 502/503/504 answers or timeouts eject a host
+	// MaxFails consecutive timeouts eject a host
 	// (default 3); a connect error ejects at once.
 	MaxFails int
 	// EjectFor is the first ejection's length (default 10 s); it doubles for
@@ -330,7 +330,7 @@ func (p *Pool) Succeed(h *Host) {
 }
 
 // Fail records a failure of h: a connect error (connect true) ejects it at
-// once, MaxFails consecutive 502/503/504 or timeouts eject it. Ejection is
+// once, MaxFails consecutive timeouts eject it. Ejection is
 // capped: never the last available host, never more than MaxEjectPercent.
 func (p *Pool) Fail(h *Host, connect bool, reason string) {
 	n := h.fails.Add(1)
