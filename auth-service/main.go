@@ -8,12 +8,12 @@ import (
 	"log/slog"
 
 	"titanium/auth-service/httpapi"
-	"titanium/auth-service/throttle"
 	"titanium/auth-service/userclient"
 	"titanium/platform/clientip"
 	"titanium/platform/envconfig"
 	"titanium/platform/jwtauth"
 	"titanium/platform/service"
+	"titanium/platform/throttle"
 )
 
 func main() { service.Main("auth-service", run) }

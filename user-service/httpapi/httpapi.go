@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -15,7 +16,9 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"titanium/platform/apierr"
+	"titanium/platform/clientip"
 	"titanium/platform/jwtauth"
+	"titanium/platform/throttle"
 	"titanium/user-service/users"
 )
 
@@ -35,19 +38,29 @@ type Router interface {
 
 // Handler serves the user API.
 type Handler struct {
-	users  *users.Service
-	jwt    jwtauth.Config
-	logger *slog.Logger
+	users    *users.Service
+	jwt      jwtauth.Config
+	register Registration
+	logger   *slog.Logger
+}
+
+// Registration throttles sign-ups per client address: each one costs a
+// bcrypt hash, which login needs too.
+type Registration struct {
+	// PerIP counts registration attempts per client address (nil: no limit).
+	PerIP *throttle.Limiter
+	// IPs finds the client address behind our own proxies.
+	IPs clientip.Resolver
 }
 
 // New returns the handlers over svc; jwt verifies bearer tokens on changes.
-func New(svc *users.Service, jwt jwtauth.Config, logger *slog.Logger) *Handler {
-	return &Handler{users: svc, jwt: jwt, logger: logger}
+func New(svc *users.Service, jwt jwtauth.Config, reg Registration, logger *slog.Logger) *Handler {
+	return &Handler{users: svc, jwt: jwt, register: reg, logger: logger}
 }
 
 // Routes registers every route on r.
 func (h *Handler) Routes(r Router) {
-	r.Handle("POST /api/users", http.HandlerFunc(h.register))
+	r.Handle("POST /api/users", http.HandlerFunc(h.registerUser))
 	r.Handle("GET /api/users", http.HandlerFunc(h.list))
 	r.Handle("GET /api/users/{id}", http.HandlerFunc(h.get))
 	r.Handle("GET /api/users/by-username/{username}", http.HandlerFunc(h.getByUsername))
@@ -85,7 +98,14 @@ type registerRequest struct {
 	Password string `json:"password"`
 }
 
-func (h *Handler) register(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) registerUser(w http.ResponseWriter, r *http.Request) {
+	if lim := h.register.PerIP; lim != nil {
+		if ok, wait := lim.Take(h.register.IPs.ClientIP(r).String(), time.Now()); !ok {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			h.writeError(w, r, apierr.Errorf(apierr.CodeRateLimited, "too many registrations, retry later"))
+			return
+		}
+	}
 	var req registerRequest
 	if err := apierr.DecodeJSON(w, r, maxBody, &req); err != nil {
 		h.writeError(w, r, err)

@@ -20,6 +20,7 @@ import (
 	"titanium/platform/jwtauth"
 	"titanium/platform/service"
 	"titanium/platform/sqlitedb"
+	"titanium/platform/throttle"
 	"titanium/user-service/cache"
 	"titanium/user-service/internal/redistest"
 	"titanium/user-service/password"
@@ -39,11 +40,12 @@ type env struct {
 	handler http.Handler
 	cache   *cache.Cache
 	svc     *users.Service
+	reg     Registration
 }
 
 // newEnv wires the real service: SQLite in a temp dir, the given Redis
 // ("" for none), bcrypt at the given cost.
-func newEnv(tb testing.TB, redisAddr string, cost int) *env {
+func newEnv(tb testing.TB, redisAddr string, cost int, reg ...Registration) *env {
 	tb.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cache.RouteLibraryLogs(logger)
@@ -57,6 +59,9 @@ func newEnv(tb testing.TB, redisAddr string, cost int) *env {
 		tb.Fatal(err)
 	}
 	e := &env{}
+	if len(reg) > 0 {
+		e.reg = reg[0]
+	}
 	var c users.Cache
 	if redisAddr != "" {
 		e.cache = cache.New(cache.Config{Addr: redisAddr, TTL: time.Minute}, logger)
@@ -65,7 +70,7 @@ func newEnv(tb testing.TB, redisAddr string, cost int) *env {
 	}
 	e.svc = users.NewService(st, c, hasher, logger)
 	srv := service.New("user-service", service.Config{Instance: "test"}, logger)
-	New(e.svc, testJWT, logger).Routes(srv)
+	New(e.svc, testJWT, e.reg, logger).Routes(srv)
 	e.handler = srv.Handler()
 	return e
 }
@@ -409,4 +414,40 @@ func FuzzAuthenticate(f *testing.F) {
 	}
 	e := newEnv(f, "", bcrypt.MinCost)
 	f.Fuzz(func(t *testing.T, body []byte) { fuzzBody(t, e, "POST", "/internal/authenticate", body) })
+}
+
+// Registrations are throttled per client address, and a taken username is
+// refused before any bcrypt hash, so that replaying one costs nothing.
+func TestRegistrationThrottleAndCheapDuplicates(t *testing.T) {
+	e := newEnv(t, "", 8, Registration{PerIP: throttle.New(1, 3, 100)})
+	body := func(name string) string {
+		return fmt.Sprintf(`{"username":%q,"email":"%s@example.com","password":"password-%s"}`, name, name, name)
+	}
+	start := time.Now()
+	if r := e.do("POST", "/api/users", body("alice")); r.status != 201 {
+		t.Fatalf("register: %d %s", r.status, r.body)
+	}
+	hashed := time.Since(start)
+	start = time.Now()
+	if r := e.do("POST", "/api/users", body("ALICE")); r.status != 409 {
+		t.Fatalf("taken name: %d %s, want 409", r.status, r.body)
+	}
+	if d := time.Since(start); d > hashed/4 {
+		t.Errorf("taken name answered in %v, a registration with its hash took %v: the hash came first", d, hashed)
+	}
+	if r := e.do("POST", "/api/users", body("bob")); r.status != 201 {
+		t.Fatalf("third registration: %d %s", r.status, r.body)
+	}
+	r := e.do("POST", "/api/users", body("carol"))
+	if r.status != 429 || r.header.Get("Retry-After") == "" || r.json(t)["code"] != "rate_limited" {
+		t.Fatalf("fourth registration from one address: %d %s, want 429 with Retry-After", r.status, r.body)
+	}
+	req := httptest.NewRequest("POST", "/api/users", strings.NewReader(body("carol")))
+	req.Header.Set("Content-Type", "application/json")
+	req.RemoteAddr = "203.0.113.5:4000"
+	rec := httptest.NewRecorder()
+	e.handler.ServeHTTP(rec, req)
+	if rec.Code != 201 {
+		t.Errorf("registration from another address: %d %s, want 201", rec.Code, rec.Body)
+	}
 }

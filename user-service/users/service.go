@@ -88,6 +88,15 @@ func (s *Service) Register(ctx context.Context, username, email, password string
 	if err := ValidatePassword(password); err != nil {
 		return User{}, err
 	}
+	// A taken name is refused before the hash: replaying one must not cost
+	// a bcrypt each time (hashing is bounded, and login needs it too). The
+	// store's unique index still decides a race between two registrations.
+	switch _, err := s.store.ByUsername(ctx, username); {
+	case err == nil:
+		return User{}, ErrUsernameTaken
+	case !errors.Is(err, ErrNotFound):
+		return User{}, err
+	}
 	hash, err := s.hasher.Hash(ctx, password)
 	if err != nil {
 		return User{}, err
