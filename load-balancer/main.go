@@ -120,6 +120,8 @@ func loadConfig(env *envconfig.Reader) config {
 		writeWait:        env.Duration("WS_WRITE_WAIT", 10*time.Second),
 		readLimit:        int64(env.Int("WS_READ_LIMIT", 512, 16, 1<<20)),
 		handshakeTimeout: env.Duration("WS_HANDSHAKE_TIMEOUT", 5*time.Second),
+		maxConns:         env.Int("WS_MAX_CONNS", 5000, 1, 1_000_000),
+		maxPerAddr:       env.Int("WS_MAX_CONNS_PER_ADDR", 50, 1, 1_000_000),
 	}
 	c.ws.pingPeriod = env.Duration("WS_PING_PERIOD", c.ws.pongWait*9/10)
 	env.Check(c.ws.pongWait > 0, "WS_PONG_WAIT", "want > 0")
