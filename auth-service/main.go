@@ -30,7 +30,8 @@ type config struct {
 
 func loadConfig(env *envconfig.Reader, logger *slog.Logger) config {
 	c := config{
-		userServices: env.List("USER_SERVICE_URL", "http://127.0.0.1:8001"),
+		// user-service's internal listener: /internal/authenticate is there.
+		userServices: env.List("USER_SERVICE_URL", "http://127.0.0.1:8101"),
 		jwt:          jwtauth.LoadConfig(env, logger),
 		// Per address: every attempt counts. Generous enough for many users
 		// behind one NAT; the per-account limit is what stops guessing.

@@ -582,7 +582,16 @@ func TestK8sEnvAndPortsMatchCode(t *testing.T) {
 						t.Errorf("%s: %s is not set (devstack wires it)", d.Name, k)
 					}
 				}
-				if len(c.Ports) != 1 || c.Ports[0].ContainerPort != int32(s.Port) || c.Ports[0].Name != "http" {
+				// user-service also has its internal listener (auth-service's
+				// /internal/authenticate), apart from the port monitoring reaches.
+				wantPorts := 1
+				if s.Name == "user-service" {
+					wantPorts = 2
+					if len(c.Ports) != 2 || c.Ports[1].Name != "internal" || c.Ports[1].ContainerPort != 8101 || listenPort(env["INTERNAL_ADDR"]) != 8101 {
+						t.Errorf("%s: ports %+v, INTERNAL_ADDR %q, want internal 8101 as well", d.Name, c.Ports, env["INTERNAL_ADDR"])
+					}
+				}
+				if len(c.Ports) != wantPorts || c.Ports[0].ContainerPort != int32(s.Port) || c.Ports[0].Name != "http" {
 					t.Errorf("%s: ports %+v, want http %d", d.Name, c.Ports, s.Port)
 				}
 				if got := listenPort(env["LISTEN_ADDR"]); got != s.Port {
@@ -810,7 +819,7 @@ func TestPDBsAndNetworkPolicies(t *testing.T) {
 				{"load-balancer", "load-balancer", 7100}, {"load-balancer", "user-service", 8001},
 				{"load-balancer", "auth-service", 8002}, {"load-balancer", "blog-service", 8003},
 				{"api-gateway", "auth-service", 8002}, {"api-gateway", "user-service", 8001},
-				{"api-gateway", "blog-service", 8003}, {"auth-service", "user-service", 8001},
+				{"api-gateway", "blog-service", 8003}, {"auth-service", "user-service", 8101},
 				{"user-service", "redis", 6379},
 			}
 			for _, f := range flows {
@@ -825,6 +834,12 @@ func TestPDBsAndNetworkPolicies(t *testing.T) {
 			// And a flow that must stay closed.
 			if allowsIngress(r, "dashboard-ui", "redis", 6379) || allowsEgress(r, "dashboard-ui", "user-service", 8001) {
 				t.Error("NetworkPolicies let dashboard-ui reach the data tier")
+			}
+			// The internal listener is auth-service's alone.
+			for _, from := range []string{"api-gateway", "load-balancer", "blog-service"} {
+				if allowsIngress(r, from, "user-service", 8101) {
+					t.Errorf("NetworkPolicies let %s reach user-service's internal port", from)
+				}
 			}
 		})
 	}

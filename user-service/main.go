@@ -34,6 +34,9 @@ type config struct {
 	// Registrations per client address: sustained per minute, and burst.
 	registerPerMinute, registerBurst int
 	trusted                          clientip.Resolver
+	// internalAddr is where /internal/* listens, apart from the public
+	// port that monitoring scrapes.
+	internalAddr string
 }
 
 func loadConfig(env *envconfig.Reader, logger *slog.Logger) config {
@@ -51,6 +54,7 @@ func loadConfig(env *envconfig.Reader, logger *slog.Logger) config {
 		// up a class at a time.
 		registerPerMinute: env.Int("REGISTER_IP_PER_MINUTE", 30, 1, 1_000_000),
 		registerBurst:     env.Int("REGISTER_IP_BURST", 20, 1, 1_000_000),
+		internalAddr:      env.String("INTERNAL_ADDR", ":8101"),
 	}
 	trusted, terr := clientip.ParseTrusted(env.List("TRUSTED_PROXIES", clientip.DefaultTrusted))
 	env.Check(terr == nil, "TRUSTED_PROXIES", fmt.Sprint(terr))
@@ -97,6 +101,7 @@ func run(ctx context.Context, env *envconfig.Reader, logger *slog.Logger) error 
 		PerIP: throttle.New(cfg.registerPerMinute, cfg.registerBurst, 100_000),
 		IPs:   cfg.trusted,
 	}
+	srv.SetInternal(cfg.internalAddr)
 	httpapi.New(svc, cfg.jwt, reg, logger).Routes(srv)
 
 	// Readiness is the database only: without Redis the service still answers.

@@ -91,8 +91,8 @@ func login(h http.Handler, user, pass, remote string, headers ...string) respons
 
 func TestLoginThenVerify(t *testing.T) {
 	us := startUserService(t)
-	registerUser(t, us, "alice", "alice-password")
-	h := newHandler(t, []string{us}, roomy)
+	registerUser(t, us.public, "alice", "alice-password")
+	h := newHandler(t, []string{us.internal}, roomy)
 
 	r := login(h, "alice", "alice-password", local)
 	if r.status != 200 {
@@ -244,9 +244,9 @@ func TestVerifyRejects(t *testing.T) {
 
 func TestThrottlePerAccount(t *testing.T) {
 	us := startUserService(t)
-	registerUser(t, us, "alice", "alice-password")
-	registerUser(t, us, "bob00", "bob-password")
-	h := newHandler(t, []string{us}, limits{ipBurst: 1000, accountBurst: 3})
+	registerUser(t, us.public, "alice", "alice-password")
+	registerUser(t, us.public, "bob00", "bob-password")
+	h := newHandler(t, []string{us.internal}, limits{ipBurst: 1000, accountBurst: 3})
 
 	// Successful logins do not use up the account's budget.
 	for i := 0; i < 5; i++ {
@@ -277,7 +277,7 @@ func TestThrottlePerAccount(t *testing.T) {
 
 func TestThrottlePerAddress(t *testing.T) {
 	us := startUserService(t)
-	h := newHandler(t, []string{us}, limits{ipBurst: 3, accountBurst: 1000})
+	h := newHandler(t, []string{us.internal}, limits{ipBurst: 3, accountBurst: 1000})
 
 	// A direct client that is not our proxy: its X-Forwarded-For is ignored,
 	// so changing it does not buy new attempts.
@@ -308,10 +308,10 @@ func TestThrottlePerAddress(t *testing.T) {
 
 func TestUserServiceFailover(t *testing.T) {
 	us := startUserService(t)
-	registerUser(t, us, "alice", "alice-password")
+	registerUser(t, us.public, "alice", "alice-password")
 	dead := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
 
-	h := newHandler(t, []string{dead, us}, roomy)
+	h := newHandler(t, []string{dead, us.internal}, roomy)
 	for i := 0; i < 4; i++ { // round-robin starts on each instance in turn
 		if r := login(h, "alice", "alice-password", local); r.status != 200 {
 			t.Fatalf("login %d with one dead instance: %d %s", i, r.status, r.body)
@@ -337,8 +337,8 @@ func FuzzLogin(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	us := startUserService(f)
-	registerUser(f, us, "alice", "alice-password")
-	h := newHandler(f, []string{us}, roomy)
+	registerUser(f, us.public, "alice", "alice-password")
+	h := newHandler(f, []string{us.internal}, roomy)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req := httptest.NewRequest("POST", "/api/auth/login", bytes.NewReader(body))
 		req.RemoteAddr = local

@@ -31,9 +31,11 @@ const (
 	maxLimit     = 100
 )
 
-// Router is where handlers are registered (a *service.Server or *http.ServeMux).
+// Router is where handlers are registered (a *service.Server): public
+// routes on the service's port, internal ones on their own listener.
 type Router interface {
 	Handle(pattern string, h http.Handler)
+	HandleInternal(pattern string, h http.Handler)
 }
 
 // Handler serves the user API.
@@ -65,8 +67,10 @@ func (h *Handler) Routes(r Router) {
 	r.Handle("GET /api/users/{id}", http.HandlerFunc(h.get))
 	r.Handle("GET /api/users/by-username/{username}", http.HandlerFunc(h.getByUsername))
 	r.Handle("PATCH /api/users/{id}", http.HandlerFunc(h.update))
-	// Internal: the gateway does not route /internal/*; only auth-service calls it.
-	r.Handle("POST /internal/authenticate", http.HandlerFunc(h.authenticate))
+	// Internal: only auth-service calls it, on the internal listener, which
+	// neither the gateway nor monitoring reaches (the gateway does not route
+	// /internal/* either).
+	r.HandleInternal("POST /internal/authenticate", http.HandlerFunc(h.authenticate))
 }
 
 // writeError is the one place where domain errors become HTTP answers.

@@ -37,7 +37,8 @@ var testJWT = jwtauth.Config{
 }
 
 type env struct {
-	handler http.Handler
+	handler  http.Handler
+	internal http.Handler // the internal listener's routes
 	cache   *cache.Cache
 	svc     *users.Service
 	reg     Registration
@@ -70,8 +71,10 @@ func newEnv(tb testing.TB, redisAddr string, cost int, reg ...Registration) *env
 	}
 	e.svc = users.NewService(st, c, hasher, logger)
 	srv := service.New("user-service", service.Config{Instance: "test"}, logger)
+	srv.SetInternal("127.0.0.1:0")
 	New(e.svc, testJWT, e.reg, logger).Routes(srv)
 	e.handler = srv.Handler()
+	e.internal = srv.InternalHandler()
 	return e
 }
 
@@ -99,8 +102,36 @@ func (e *env) do(method, path, body string, headers ...string) response {
 		req.Header.Set(headers[i], headers[i+1])
 	}
 	rec := httptest.NewRecorder()
-	e.handler.ServeHTTP(rec, req)
+	h := e.handler
+	if strings.HasPrefix(path, "/internal/") {
+		h = e.internal // as auth-service calls it: on the internal listener
+	}
+	h.ServeHTTP(rec, req)
 	return response{rec.Code, rec.Header(), rec.Body.Bytes()}
+}
+
+// The internal authenticate call is not on the public port (which
+// monitoring reaches for /metrics), and the internal listener serves
+// nothing else.
+func TestInternalRoutesOnTheirOwnListener(t *testing.T) {
+	e := newEnv(t, "", bcrypt.MinCost)
+	register(t, e, "alice")
+	body := `{"username":"alice","password":"password-alice"}`
+	rec := httptest.NewRecorder()
+	e.handler.ServeHTTP(rec, httptest.NewRequest("POST", "/internal/authenticate", strings.NewReader(body)))
+	if rec.Code != http.StatusNotFound && rec.Code != http.StatusMethodNotAllowed {
+		t.Errorf("public port, /internal/authenticate: %d %s, want 404", rec.Code, rec.Body)
+	}
+	if r := e.do("POST", "/internal/authenticate", body); r.status != 200 {
+		t.Errorf("internal listener, /internal/authenticate: %d %s, want 200", r.status, r.body)
+	}
+	for _, path := range []string{"/metrics", "/stats", "/api/users"} {
+		rec := httptest.NewRecorder()
+		e.internal.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != http.StatusNotFound {
+			t.Errorf("internal listener, GET %s: %d, want 404", path, rec.Code)
+		}
+	}
 }
 
 func register(t *testing.T, e *env, name string) map[string]any {
