@@ -39,9 +39,9 @@ var testJWT = jwtauth.Config{
 type env struct {
 	handler  http.Handler
 	internal http.Handler // the internal listener's routes
-	cache   *cache.Cache
-	svc     *users.Service
-	reg     Registration
+	cache    *cache.Cache
+	svc      *users.Service
+	reg      Registration
 }
 
 // newEnv wires the real service: SQLite in a temp dir, the given Redis
