@@ -209,3 +209,36 @@ func TestEdgeRelayedErrorsDoNotEject(t *testing.T) {
 		})
 	}
 }
+
+// Behind a trusted TLS proxy (LB_TRUSTED_PROXIES, an Ingress controller),
+// the client is the one that proxy names in its single X-Forwarded-For
+// line and https is kept; a duplicated line is not believed.
+func TestEdgeBehindTrustedProxy(t *testing.T) {
+	for _, p := range servingPaths {
+		t.Run(p.name, func(t *testing.T) {
+			be := headerBackend(t)
+			lbURL, _ := startLB(t, map[string]string{
+				"LB_API_UPSTREAMS": be.URL, "LB_UI_UPSTREAMS": be.URL, "LB_FAST_PATH": p.fast, "LB_TRUSTED_PROXIES": "127.0.0.1",
+			})
+			for _, tt := range []struct {
+				name, headers, client, proto string
+			}{
+				{"one line", "X-Forwarded-For: 6.6.6.6, 203.0.113.9\r\nX-Forwarded-Proto: https\r\n", "203.0.113.9", "https"},
+				{"two lines", "X-Forwarded-For: 127.0.0.1\r\nX-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Proto: https\r\n", "127.0.0.1", "https"},
+				{"nothing", "", "127.0.0.1", "http"},
+			} {
+				resp, body := exchange(t, lbURL, p.handoff, "GET /api/h HTTP/1.1\r\nHost: lb\r\n"+tt.headers+"\r\n")
+				var h http.Header
+				if err := json.Unmarshal([]byte(body), &h); err != nil || resp.StatusCode != 200 {
+					t.Fatalf("%s: %d %s", tt.name, resp.StatusCode, body)
+				}
+				if got := h.Values("X-Forwarded-For"); len(got) != 1 || got[0] != tt.client {
+					t.Errorf("%s: upstream got X-Forwarded-For %q, want [%s]", tt.name, got, tt.client)
+				}
+				if got := h.Values("X-Forwarded-Proto"); len(got) != 1 || got[0] != tt.proto {
+					t.Errorf("%s: upstream got X-Forwarded-Proto %q, want [%s]", tt.name, got, tt.proto)
+				}
+			}
+		})
+	}
+}

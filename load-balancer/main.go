@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"titanium/platform/apierr"
+	"titanium/platform/clientip"
 	"titanium/platform/envconfig"
 	"titanium/platform/service"
 	"titanium/platform/upstream"
@@ -38,6 +39,7 @@ type config struct {
 	idlePerHost       int
 	maxBody           int
 	maxResponse       int
+	trusted           clientip.Resolver
 	trafficStats      bool
 	fastPath          bool
 	statsCache        time.Duration
@@ -106,6 +108,14 @@ func loadConfig(env *envconfig.Reader) config {
 		}
 		c.targets = append(c.targets, statsTarget{name, spec})
 	}
+	// None by default: the balancer is the edge and its peer the client.
+	proxies := env.List("LB_TRUSTED_PROXIES", none)
+	if len(proxies) == 1 && proxies[0] == none {
+		proxies = nil
+	}
+	trusted, err := clientip.ParseTrusted(proxies)
+	env.Check(err == nil, "LB_TRUSTED_PROXIES", fmt.Sprint(err))
+	c.trusted = trusted
 	_, ok := upstream.NewSelector(c.balance)
 	env.Check(ok, "LB_BALANCE", "want round_robin or least_requests")
 	if c.healthPath == none {
@@ -183,13 +193,14 @@ func build(srv *service.Server, cfg config, logger *slog.Logger) (*balancer, err
 			MaxConnsPerHost:     cfg.idlePerHost,
 			MaxResponseBodySize: cfg.maxResponse,
 			Retry:               true,
+			Trusted:             cfg.trusted,
 			Logger:              logger,
 		})
 		return upstream.NewProxy(pool, upstream.ProxyOptions{
 			ResponseHeaderTimeout: cfg.headerTimeout,
 			DialTimeout:           cfg.dialTimeout,
 			MaxIdleConnsPerHost:   cfg.idlePerHost,
-			Forward:               upstream.EdgeForwarding,
+			Forward:               upstream.EdgeBehind(cfg.trusted),
 			Retry:                 true,
 			Logger:                logger,
 		}), fast, nil

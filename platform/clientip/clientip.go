@@ -67,11 +67,15 @@ func (r Resolver) IsTrusted(a netip.Addr) bool {
 // good address: a trusted proxy never writes one, so it came from outside.
 // The zero Addr means RemoteAddr itself was unusable.
 func (r Resolver) ClientIP(req *http.Request) netip.Addr {
-	peer := parseAddr(req.RemoteAddr)
+	return r.FromForwarded(parseAddr(req.RemoteAddr), req.Header.Values("X-Forwarded-For"))
+}
+
+// FromForwarded is ClientIP from the direct peer and the X-Forwarded-For
+// header lines, for servers that do not use net/http.
+func (r Resolver) FromForwarded(peer netip.Addr, values []string) netip.Addr {
 	if !peer.IsValid() || !r.IsTrusted(peer) {
 		return peer
 	}
-	values := req.Header.Values("X-Forwarded-For")
 	if len(values) != 1 {
 		// Our proxies write exactly one X-Forwarded-For line. Several lines
 		// mean one came from elsewhere: a proxy that replaced only the first

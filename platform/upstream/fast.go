@@ -6,11 +6,13 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"titanium/platform/apierr"
+	"titanium/platform/clientip"
 )
 
 // FastOptions configure NewFast. Zero values take the defaults below.
@@ -36,6 +38,9 @@ type FastOptions struct {
 	Retry bool
 	// Logger receives upstream errors (default: the pool's).
 	Logger *slog.Logger
+	// Trusted are TLS-terminating proxies in front of the edge (see
+	// EdgeBehind); none by default: the peer is the client.
+	Trusted clientip.Resolver
 }
 
 // Fast forwards requests already parsed by a fasthttp server to a pool's
@@ -138,17 +143,17 @@ func (f *Fast) Forward(ctx *fasthttp.RequestCtx) int {
 	stripHop(&req.Header)
 	// The body is already read whole (the server answered any 100-continue).
 	req.Header.Del("Expect")
+	e := f.edge(ctx)
 	// Del removes every copy of a header, Set only the first: a client's
 	// second X-Forwarded-For line would otherwise reach the gateway next to
 	// ours and pass for the client address.
 	for _, k := range forwardingHeaders {
 		req.Header.Del(k)
 	}
-	ip := ctx.RemoteIP().String()
-	req.Header.Set("X-Forwarded-For", ip)
-	req.Header.Set("X-Real-Ip", ip)
+	req.Header.Set("X-Forwarded-For", e.Client)
+	req.Header.Set("X-Real-Ip", e.Client)
 	req.Header.SetBytesV("X-Forwarded-Host", req.Header.Host())
-	req.Header.Set("X-Forwarded-Proto", "http")
+	req.Header.Set("X-Forwarded-Proto", e.Proto)
 
 	status := f.forward(ctx)
 	resp := &ctx.Response
@@ -157,6 +162,22 @@ func (f *Fast) Forward(ctx *fasthttp.RequestCtx) int {
 		resp.SetConnectionClose()
 	}
 	return status
+}
+
+// edge applies the shared forwarding policy (Edge) to ctx's request.
+func (f *Fast) edge(ctx *fasthttp.RequestCtx) EdgeHeaders {
+	peer, _ := netip.AddrFromSlice(ctx.RemoteIP())
+	if len(f.o.Trusted.Trusted) == 0 {
+		return EdgeHeaders{Client: peer.Unmap().String(), Proto: "http"}
+	}
+	values := func(k string) []string {
+		var out []string
+		for _, v := range ctx.Request.Header.PeekAll(k) {
+			out = append(out, string(v))
+		}
+		return out
+	}
+	return Edge(peer, values("X-Forwarded-For"), values("X-Forwarded-Proto"), f.o.Trusted)
 }
 
 func (f *Fast) forward(ctx *fasthttp.RequestCtx) int {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"titanium/platform/apierr"
+	"titanium/platform/clientip"
 )
 
 // ProxyOptions configure NewProxy. Zero values take the seed's defaults.
@@ -255,12 +256,53 @@ func (bufferPool) Put(b []byte) {
 // EdgeForwarding is for the public entry point: whatever the client sent in
 // X-Forwarded-* and X-Real-IP is discarded (Rewrite already strips
 // X-Forwarded-*), and the peer address becomes the client address.
-func EdgeForwarding(pr *httputil.ProxyRequest) {
-	pr.Out.Header.Del("X-Real-Ip")
-	pr.SetXForwarded()
-	if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
-		pr.Out.Header["X-Real-Ip"] = []string{ip}
+func EdgeForwarding(pr *httputil.ProxyRequest) { edgeBehind(pr, clientip.Resolver{}) }
+
+// EdgeBehind is EdgeForwarding for an edge with a TLS-terminating proxy in
+// front of it (an Ingress controller) in trusted: from such a peer, the
+// client address is taken from its one X-Forwarded-For line (as clientip
+// does) and an X-Forwarded-Proto of https is kept. Nothing else the
+// client sent survives, and from any other peer it is EdgeForwarding.
+func EdgeBehind(trusted clientip.Resolver) func(*httputil.ProxyRequest) {
+	return func(pr *httputil.ProxyRequest) { edgeBehind(pr, trusted) }
+}
+
+func edgeBehind(pr *httputil.ProxyRequest, trusted clientip.Resolver) {
+	out, in := pr.Out.Header, pr.In.Header
+	out.Del("X-Real-Ip")
+	host, _, err := net.SplitHostPort(pr.In.RemoteAddr)
+	peer, perr := netip.ParseAddr(host)
+	if err != nil || perr != nil {
+		pr.SetXForwarded()
+		return
 	}
+	e := Edge(peer, in.Values("X-Forwarded-For"), in.Values("X-Forwarded-Proto"), trusted)
+	out["X-Forwarded-For"] = []string{e.Client}
+	out["X-Real-Ip"] = []string{e.Client}
+	out["X-Forwarded-Host"] = []string{pr.In.Host}
+	out["X-Forwarded-Proto"] = []string{e.Proto}
+}
+
+// EdgeHeaders are the forwarding headers an edge writes, whatever the
+// serving path.
+type EdgeHeaders struct {
+	Client string // X-Forwarded-For and X-Real-Ip
+	Proto  string // X-Forwarded-Proto: http, or https behind a trusted TLS proxy
+}
+
+// Edge is the edge's forwarding policy, shared by both serving paths: the
+// client is the peer unless trusted says the peer is our own TLS proxy, and
+// then the client it names; the scheme is http unless that proxy says https.
+func Edge(peer netip.Addr, xff, proto []string, trusted clientip.Resolver) EdgeHeaders {
+	e := EdgeHeaders{Client: peer.Unmap().String(), Proto: "http"}
+	if len(trusted.Trusted) == 0 || !trusted.IsTrusted(peer) {
+		return e
+	}
+	e.Client = trusted.FromForwarded(peer.Unmap(), xff).String()
+	if len(proto) == 1 && strings.EqualFold(proto[0], "https") {
+		e.Proto = "https"
+	}
+	return e
 }
 
 // TrustedForwarding keeps the forwarding headers of a trusted peer (our own
