@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -238,6 +239,64 @@ func TestEdgeBehindTrustedProxy(t *testing.T) {
 				if got := h.Values("X-Forwarded-Proto"); len(got) != 1 || got[0] != tt.proto {
 					t.Errorf("%s: upstream got X-Forwarded-Proto %q, want [%s]", tt.name, got, tt.proto)
 				}
+			}
+		})
+	}
+}
+
+// Upstream failures get the same JSON answers and the same retries on every
+// path: a dead instance 502, a slow one 504 after LB_RESPONSE_HEADER_TIMEOUT,
+// a connection lost before the answer 502 after one more try for a GET and
+// none for a POST, and hop-by-hop headers cross in neither direction.
+func TestEdgeUpstreamFailures(t *testing.T) {
+	for _, p := range servingPaths {
+		t.Run(p.name, func(t *testing.T) {
+			be, _ := echoBackend(t)
+			broken, count := brokenBackend(t)
+			dead := "http://" + func() string {
+				ln, _ := net.Listen("tcp", "127.0.0.1:0")
+				defer ln.Close()
+				return ln.Addr().String()
+			}()
+			lbURL, _ := startLB(t, map[string]string{
+				"LB_API_UPSTREAMS": be.URL, "LB_UI_UPSTREAMS": dead, "LB_FAST_PATH": p.fast, "LB_RESPONSE_HEADER_TIMEOUT": "300ms",
+			})
+			if resp, body := exchange(t, lbURL, p.handoff, "GET / HTTP/1.1\r\nHost: lb\r\n\r\n"); resp.StatusCode != 502 || !strings.Contains(body, `"bad_gateway"`) {
+				t.Errorf("dead instance: %d %s, want JSON 502", resp.StatusCode, body)
+			}
+			start := time.Now()
+			if resp, body := exchange(t, lbURL, p.handoff, "GET /api/slow HTTP/1.1\r\nHost: lb\r\n\r\n"); resp.StatusCode != 504 || !strings.Contains(body, `"gateway_timeout"`) {
+				t.Errorf("slow instance: %d %s, want JSON 504", resp.StatusCode, body)
+			}
+			if d := time.Since(start); d > 1500*time.Millisecond {
+				t.Errorf("slow instance answered after %v, want about 300ms", d)
+			}
+			resp, body := exchange(t, lbURL, p.handoff, "GET /api/h HTTP/1.1\r\nHost: lb\r\nConnection: X-Secret\r\nX-Secret: 1\r\nKeep-Alive: timeout=1\r\nProxy-Authorization: Basic eDp5\r\n\r\n")
+			var e echoed
+			if err := json.Unmarshal([]byte(body), &e); err != nil || resp.StatusCode != 200 {
+				t.Fatalf("hop-by-hop: %d %s", resp.StatusCode, body)
+			}
+			for _, k := range []string{"X-Secret", "Keep-Alive", "Proxy-Authorization"} {
+				if v := e.Header.Get(k); v != "" {
+					t.Errorf("upstream got %s: %q, want it removed", k, v)
+				}
+			}
+			if v := resp.Header.Get("Keep-Alive"); v != "" {
+				t.Errorf("client got the upstream's Keep-Alive: %q", v)
+			}
+
+			lbURL, _ = startLB(t, map[string]string{"LB_API_UPSTREAMS": broken, "LB_UI_UPSTREAMS": broken, "LB_FAST_PATH": p.fast})
+			if resp, body := exchange(t, lbURL, p.handoff, "GET /api/get HTTP/1.1\r\nHost: lb\r\n\r\n"); resp.StatusCode != 502 {
+				t.Errorf("lost connection, GET: %d %s, want 502", resp.StatusCode, body)
+			}
+			if n := count(); n != 2 {
+				t.Errorf("lost connection: the GET went %d times, want 2 (one retry)", n)
+			}
+			if resp, body := exchange(t, lbURL, p.handoff, "POST /api/post HTTP/1.1\r\nHost: lb\r\nContent-Length: 1\r\n\r\nx"); resp.StatusCode != 502 {
+				t.Errorf("lost connection, POST: %d %s, want 502", resp.StatusCode, body)
+			}
+			if n := count(); n != 3 {
+				t.Errorf("lost connection: the POST went %d times, want once", n-2)
 			}
 		})
 	}

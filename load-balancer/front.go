@@ -14,7 +14,7 @@ import (
 
 	"titanium/platform/apierr"
 	"titanium/platform/service"
-	"titanium/platform/upstream"
+	"titanium/platform/upstream/fastproxy"
 )
 
 // front is the load balancer's fast path: a fasthttp server on the public
@@ -28,7 +28,7 @@ import (
 type front struct {
 	srv     *fasthttp.Server
 	svc     *service.Server
-	ui, api *upstream.Fast
+	ui, api *fastproxy.Forwarder
 	traffic *traffic // nil when LB_TRAFFIC_STATS is off
 	// maxBody caps a request body (LB_MAX_BODY_BYTES). fasthttp allocates
 	// the declared length before it reads a byte, so this cap is also what
@@ -41,7 +41,7 @@ type front struct {
 // chain's limits are in platform/service.
 const frontReadBuffer = 16 << 10
 
-func newFront(svc *service.Server, ui, api *upstream.Fast, t *traffic, maxBody int, logger *slog.Logger) *front {
+func newFront(svc *service.Server, ui, api *fastproxy.Forwarder, t *traffic, maxBody int, logger *slog.Logger) *front {
 	f := &front{svc: svc, ui: ui, api: api, traffic: t, maxBody: maxBody, logger: logger}
 	cfg := svc.Config
 	f.srv = &fasthttp.Server{
@@ -113,7 +113,7 @@ func (f *front) handle(ctx *fasthttp.RequestCtx) {
 	defer func() {
 		if p := recover(); p != nil {
 			f.logger.Error("panic serving request", "method", method, "path", string(path), "panic", p, "stack", string(debug.Stack()))
-			status = upstream.WriteFastError(ctx, apierr.CodeInternal, "internal server error")
+			status = fastproxy.WriteError(ctx, apierr.CodeInternal, "internal server error")
 		}
 		ctx.Response.Header.Del(service.RequestIDHeader)
 		ctx.Response.Header.Set(service.RequestIDHeader, id)
@@ -231,7 +231,7 @@ func (f *front) badRequest(ctx *fasthttp.RequestCtx, err error) {
 		code, msg = apierr.CodePayloadTooLarge, fmt.Sprintf("request body over %d bytes", f.maxBody)
 	}
 	f.logger.Debug("bad request", "err", err)
-	upstream.WriteFastError(ctx, code, msg)
+	fastproxy.WriteError(ctx, code, msg)
 	ctx.SetConnectionClose()
 }
 

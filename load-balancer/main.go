@@ -20,6 +20,7 @@ import (
 	"titanium/platform/envconfig"
 	"titanium/platform/service"
 	"titanium/platform/upstream"
+	"titanium/platform/upstream/fastproxy"
 )
 
 func main() { service.Main("load-balancer", run) }
@@ -177,7 +178,7 @@ func build(srv *service.Server, cfg config, logger *slog.Logger) (*balancer, err
 	lb := &balancer{}
 	// proxyTo makes a pool and both of its forwarders: net/http's and the
 	// front's.
-	proxyTo := func(name string, specs []string) (http.Handler, *upstream.Fast, error) {
+	proxyTo := func(name string, specs []string) (http.Handler, *fastproxy.Forwarder, error) {
 		sel, _ := upstream.NewSelector(cfg.balance)
 		pool, err := upstream.New(name, specs, upstream.Options{
 			Selector: sel, HealthPath: cfg.healthPath, HealthInterval: cfg.healthInterval,
@@ -187,7 +188,7 @@ func build(srv *service.Server, cfg config, logger *slog.Logger) (*balancer, err
 			return nil, nil, err
 		}
 		lb.pools = append(lb.pools, pool)
-		fast := upstream.NewFast(pool, upstream.FastOptions{
+		fast := fastproxy.New(pool, fastproxy.Options{
 			Timeout:             cfg.headerTimeout,
 			DialTimeout:         cfg.dialTimeout,
 			MaxConnsPerHost:     cfg.idlePerHost,

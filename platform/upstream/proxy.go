@@ -132,7 +132,8 @@ func hasToken(values []string, token string) bool {
 // requestIDHeader carries the request id; every service echoes it.
 const requestIDHeader = "X-Request-Id"
 
-var errNoInstance = errors.New("no instance configured")
+// ErrNoInstance: the pool has no instance at all.
+var ErrNoInstance = errors.New("no instance configured")
 
 // fail is the ReverseProxy ErrorHandler.
 func (p *proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
@@ -145,7 +146,7 @@ func (p *proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
 		// The client went away: not the upstream's fault (golang/go#20071).
 		p.logger.DebugContext(r.Context(), "client closed request", "upstream", p.pool.name, "path", r.URL.Path)
 		apierr.WriteCode(w, apierr.CodeClientClosed, "client closed request")
-	case isTimeout(err):
+	case IsTimeout(err):
 		p.logger.WarnContext(r.Context(), "upstream timed out", "upstream", p.pool.name, "path", r.URL.Path, "err", err)
 		apierr.WriteCode(w, apierr.CodeGatewayTimeout, p.pool.name+" did not answer in time")
 	default:
@@ -154,27 +155,29 @@ func (p *proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
-func isTimeout(err error) bool {
+// IsTimeout reports whether err is a timeout after the connect: the
+// instance is slow (a connect timeout is a dial error).
+func IsTimeout(err error) bool {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return true
 	}
 	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout() && !isDialError(err)
+	return errors.As(err, &ne) && ne.Timeout() && !IsDialError(err)
 }
 
-// isDialError reports whether err happened before the request reached the
+// IsDialError reports whether err happened before the request reached the
 // upstream: only then is a retry safe whatever the method.
-func isDialError(err error) bool {
+func IsDialError(err error) bool {
 	var oe *net.OpError
 	return errors.As(err, &oe) && oe.Op == "dial"
 }
 
-// isConnLost reports whether the connection broke before any response came
+// IsConnLost reports whether the connection broke before any response came
 // back (the instance died under the request). Retrying that is safe only for
 // idempotent requests (RFC 9110 section 9.2.2), which is all retryable lets
 // through; a timeout is not retried: the instance is slow, and a retry would
 // double both the load and the wait.
-func isConnLost(err error) bool {
+func IsConnLost(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
@@ -189,11 +192,17 @@ type poolTransport struct {
 func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	h := t.pool.Select(req)
 	if h == nil {
-		return nil, errNoInstance
+		return nil, ErrNoInstance
 	}
 	resp, err := t.try(h, req)
-	if err != nil && t.retry && retryable(req) && (isDialError(err) || isConnLost(err)) && req.Context().Err() == nil {
-		if other := t.pool.SelectOther(req, h); other != nil {
+	if err != nil && t.retry && retryable(req) && (IsDialError(err) || IsConnLost(err)) && req.Context().Err() == nil {
+		other := t.pool.SelectOther(req, h)
+		if other == nil && !IsDialError(err) {
+			// One instance whose connection broke under us: a fresh
+			// connection to it is the retry, as on the fasthttp front.
+			other = h
+		}
+		if other != nil {
 			resp, err = t.try(other, req)
 		}
 	}
@@ -213,15 +222,15 @@ func (t *poolTransport) try(h *Host, req *http.Request) (*http.Response, error) 
 	// The outbound request belongs to this proxy call alone (ReverseProxy
 	// cloned it), so pointing it at the instance in place saves a clone.
 	req.URL.Scheme, req.URL.Host = h.url.Scheme, h.url.Host
-	h.inflight.Add(1)
+	h.Begin()
 	resp, err := t.base.RoundTrip(req)
-	h.inflight.Add(-1)
+	h.End()
 	switch {
 	case err != nil:
 		// A client that left says nothing about h, and nor does a body
 		// the client broke or sent over the cap.
-		if req.Context().Err() == nil && ejects(err) {
-			t.pool.Fail(h, isDialError(err), err.Error())
+		if req.Context().Err() == nil && Ejects(err) {
+			t.pool.Fail(h, IsDialError(err), err.Error())
 		}
 	default:
 		t.pool.Succeed(h)
@@ -229,13 +238,13 @@ func (t *poolTransport) try(h *Host, req *http.Request) (*http.Response, error) 
 	return resp, err
 }
 
-// ejects reports whether err counts against the instance: only a failed
+// Ejects reports whether err counts against the instance: only a failed
 // connect or a timeout does. A status, even 502/503/504, is an answer: the
 // gateway relays its own upstreams' 503s, and a client can provoke errors at
 // will (a malformed request, a body over the cap); counting either would let
 // anyone eject healthy instances. A dead instance is found by its connects
 // failing and by the active health check.
-func ejects(err error) bool { return isDialError(err) || isTimeout(err) }
+func Ejects(err error) bool { return IsDialError(err) || IsTimeout(err) }
 
 const copyBufferSize = 32 << 10
 

@@ -26,8 +26,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/valyala/fasthttp"
 )
 
 // Host states are bits of Host.state; zero means available. Keeping them in
@@ -50,7 +48,6 @@ type Host struct {
 	ejectedUntil atomic.Int64 // unix nanos
 	checkFails   atomic.Int32 // consecutive failed active checks
 	lastErr      atomic.Pointer[string]
-	fast         atomic.Pointer[fasthttp.HostClient] // Fast's connections, made on first use
 }
 
 func newHost(u *url.URL, spec int) *Host {
@@ -74,6 +71,13 @@ func (h *Host) Addr() string { return h.addr }
 
 // Inflight is the number of requests the host is serving for us now.
 func (h *Host) Inflight() int64 { return h.inflight.Load() }
+
+// Begin counts a request sent to h (for least-requests selection); End
+// counts it finished. A transport calls them around each attempt.
+func (h *Host) Begin() { h.inflight.Add(1) }
+
+// End counts a request to h finished.
+func (h *Host) End() { h.inflight.Add(-1) }
 
 // LastError is the last health failure seen, "" when none.
 func (h *Host) LastError() string {
@@ -274,6 +278,9 @@ func New(name string, specs []string, opts Options) (*Pool, error) {
 
 // Name is the upstream's name.
 func (p *Pool) Name() string { return p.name }
+
+// Logger is the pool's logger, for the transports that use it.
+func (p *Pool) Logger() *slog.Logger { return p.opts.Logger }
 
 // Hosts is the current instance set; do not modify the slice.
 func (p *Pool) Hosts() []*Host { return *p.hosts.Load() }
