@@ -301,3 +301,38 @@ func TestEdgeUpstreamFailures(t *testing.T) {
 		})
 	}
 }
+
+// Upstream connections are pooled: sequential requests reuse one
+// connection rather than dialling (or building a pool) per request.
+func TestEdgeReusesUpstreamConnections(t *testing.T) {
+	for _, p := range servingPaths {
+		t.Run(p.name, func(t *testing.T) {
+			var conns atomic.Int64
+			be := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				_, _ = io.WriteString(w, "ok")
+			}))
+			be.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+				if s == http.StateNew {
+					conns.Add(1)
+				}
+			}
+			be.Start()
+			t.Cleanup(be.Close)
+			lbURL, _ := startLB(t, map[string]string{"LB_API_UPSTREAMS": be.URL, "LB_UI_UPSTREAMS": be.URL, "LB_FAST_PATH": p.fast})
+			c, br := dialLB(t, lbURL)
+			if p.handoff {
+				_, _ = io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: lb\r\n\r\n")
+				readResponse(t, br)
+			}
+			for range 100 {
+				_, _ = io.WriteString(c, "GET /api/x HTTP/1.1\r\nHost: lb\r\n\r\n")
+				if resp, body := readResponse(t, br); resp.StatusCode != 200 {
+					t.Fatalf("GET: %d %s", resp.StatusCode, body)
+				}
+			}
+			if n := conns.Load(); n > 2 {
+				t.Errorf("100 sequential requests opened %d upstream connections, want 1", n)
+			}
+		})
+	}
+}
