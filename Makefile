@@ -60,7 +60,7 @@ lint: fmt-check vet
 bench: build
 	go run ./bench/cmd/titanium-bench -bin bin
 
-## reliability: the full fault scenarios R1..R10 with their table
+## reliability: the full fault scenarios R1..R11 with their table
 reliability: build
 	RELIABILITY=full go test -count=1 -timeout 60m -run 'TestReliability' -v titanium/e2e/reliability/ 2>&1 | tee reliability.log | grep -E '^(\||---|===|PASS|FAIL|ok)'
 

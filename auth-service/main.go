@@ -8,12 +8,12 @@ import (
 	"log/slog"
 
 	"titanium/auth-service/httpapi"
-	"titanium/auth-service/throttle"
 	"titanium/auth-service/userclient"
 	"titanium/platform/clientip"
 	"titanium/platform/envconfig"
 	"titanium/platform/jwtauth"
 	"titanium/platform/service"
+	"titanium/platform/throttle"
 )
 
 func main() { service.Main("auth-service", run) }
@@ -30,7 +30,8 @@ type config struct {
 
 func loadConfig(env *envconfig.Reader, logger *slog.Logger) config {
 	c := config{
-		userServices: env.List("USER_SERVICE_URL", "http://127.0.0.1:8001"),
+		// user-service's internal listener: /internal/authenticate is there.
+		userServices: env.List("USER_SERVICE_URL", "http://127.0.0.1:8101"),
 		jwt:          jwtauth.LoadConfig(env, logger),
 		// Per address: every attempt counts. Generous enough for many users
 		// behind one NAT; the per-account limit is what stops guessing.

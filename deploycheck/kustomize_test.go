@@ -42,6 +42,7 @@ type rendered struct {
 	pvcs        map[string]*corev1.PersistentVolumeClaim
 	pdbs        map[string]*policyv1.PodDisruptionBudget
 	netpols     map[string]*networkingv1.NetworkPolicy
+	ingresses   map[string]*networkingv1.Ingress
 	objects     int
 }
 
@@ -77,6 +78,7 @@ func render(t *testing.T, dir string) *rendered {
 		pvcs:        map[string]*corev1.PersistentVolumeClaim{},
 		pdbs:        map[string]*policyv1.PodDisruptionBudget{},
 		netpols:     map[string]*networkingv1.NetworkPolicy{},
+		ingresses:   map[string]*networkingv1.Ingress{},
 	}
 	for _, res := range resMap.Resources() {
 		y, err := res.AsYAML()
@@ -107,6 +109,8 @@ func render(t *testing.T, dir string) *rendered {
 			r.pdbs[o.Name] = o
 		case *networkingv1.NetworkPolicy:
 			r.netpols[o.Name] = o
+		case *networkingv1.Ingress:
+			r.ingresses[o.Name] = o
 		default:
 			t.Fatalf("%s: unexpected object %s %s: add it to the checks", dir, gvk, res.CurId())
 		}
@@ -597,7 +601,16 @@ func TestK8sEnvAndPortsMatchCode(t *testing.T) {
 						t.Errorf("%s: %s is not set (devstack wires it)", d.Name, k)
 					}
 				}
-				if len(c.Ports) != 1 || c.Ports[0].ContainerPort != int32(s.Port) || c.Ports[0].Name != "http" {
+				// user-service also has its internal listener (auth-service's
+				// /internal/authenticate), apart from the port monitoring reaches.
+				wantPorts := 1
+				if s.Name == "user-service" {
+					wantPorts = 2
+					if len(c.Ports) != 2 || c.Ports[1].Name != "internal" || c.Ports[1].ContainerPort != 8101 || listenPort(env["INTERNAL_ADDR"]) != 8101 {
+						t.Errorf("%s: ports %+v, INTERNAL_ADDR %q, want internal 8101 as well", d.Name, c.Ports, env["INTERNAL_ADDR"])
+					}
+				}
+				if len(c.Ports) != wantPorts || c.Ports[0].ContainerPort != int32(s.Port) || c.Ports[0].Name != "http" {
 					t.Errorf("%s: ports %+v, want http %d", d.Name, c.Ports, s.Port)
 				}
 				if got := listenPort(env["LISTEN_ADDR"]); got != s.Port {
@@ -825,7 +838,7 @@ func TestPDBsAndNetworkPolicies(t *testing.T) {
 				{"load-balancer", "load-balancer", 7100}, {"load-balancer", "user-service", 8001},
 				{"load-balancer", "auth-service", 8002}, {"load-balancer", "blog-service", 8003},
 				{"api-gateway", "auth-service", 8002}, {"api-gateway", "user-service", 8001},
-				{"api-gateway", "blog-service", 8003}, {"auth-service", "user-service", 8001},
+				{"api-gateway", "blog-service", 8003}, {"auth-service", "user-service", 8101},
 				{"user-service", "redis", 6379},
 			}
 			for _, f := range flows {
@@ -840,6 +853,12 @@ func TestPDBsAndNetworkPolicies(t *testing.T) {
 			// And a flow that must stay closed.
 			if allowsIngress(r, "dashboard-ui", "redis", 6379) || allowsEgress(r, "dashboard-ui", "user-service", 8001) {
 				t.Error("NetworkPolicies let dashboard-ui reach the data tier")
+			}
+			// The internal listener is auth-service's alone.
+			for _, from := range []string{"api-gateway", "load-balancer", "blog-service"} {
+				if allowsIngress(r, from, "user-service", 8101) {
+					t.Errorf("NetworkPolicies let %s reach user-service's internal port", from)
+				}
 			}
 		})
 	}
@@ -916,3 +935,45 @@ var k8sScheme = func() *runtime.Scheme {
 	}
 	return s
 }()
+
+// TestIngressesServeTLS: an Ingress terminates TLS with a named Secret and
+// sends every path to a Service of its overlay on a port that Service has;
+// the production overlay is reached through one, never through a plain-HTTP
+// LoadBalancer Service (passwords and tokens cross the entry point).
+func TestIngressesServeTLS(t *testing.T) {
+	for _, dir := range overlays(t) {
+		t.Run(dir, func(t *testing.T) {
+			r := render(t, dir)
+			for _, ing := range r.ingresses {
+				if len(ing.Spec.TLS) == 0 || ing.Spec.TLS[0].SecretName == "" {
+					t.Errorf("Ingress %s: no TLS Secret", ing.Name)
+				}
+				for _, rule := range ing.Spec.Rules {
+					if rule.HTTP == nil {
+						continue
+					}
+					for _, path := range rule.HTTP.Paths {
+						b := path.Backend.Service
+						svc, ok := r.services[b.Name]
+						if !ok || !slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool {
+							return p.Name == b.Port.Name && b.Port.Name != "" || p.Port == b.Port.Number && b.Port.Number != 0
+						}) {
+							t.Errorf("Ingress %s: backend %s %+v is not a Service port of this overlay", ing.Name, b.Name, b.Port)
+						}
+					}
+				}
+			}
+			if !strings.HasSuffix(dir, "/prod") {
+				return
+			}
+			if len(r.ingresses) == 0 {
+				t.Error("the production overlay has no TLS Ingress")
+			}
+			for _, svc := range r.services {
+				if svc.Spec.Type == corev1.ServiceTypeLoadBalancer || svc.Spec.Type == corev1.ServiceTypeNodePort {
+					t.Errorf("Service %s is %s: plain HTTP from outside, past the TLS Ingress", svc.Name, svc.Spec.Type)
+				}
+			}
+		})
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -37,7 +38,13 @@ var DefaultPorts = map[string]int{
 	"api-gateway":   8080,
 	"dashboard-ui":  8090,
 	"load-balancer": 7100,
+	// user-service's internal listener (/internal/authenticate), apart
+	// from its public port, which monitoring reaches.
+	UserInternal: 8101,
 }
+
+// UserInternal names user-service's internal listener in port maps.
+const UserInternal = "user-service-internal"
 
 // Options configure a stack.
 type Options struct {
@@ -178,8 +185,11 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	// Allocate every port first: services need each other's addresses.
 	ports := map[string][]int{}
 	taken := map[int]bool{}
-	for _, name := range append([]string{"redis"}, Services...) {
+	for _, name := range slices.Concat([]string{"redis"}, Services, []string{UserInternal}) {
 		n := max(1, opts.Replicas[name])
+		if name == UserInternal {
+			n = len(ports["user-service"])
+		}
 		for i := 0; i < n; i++ {
 			p := 0
 			if i == 0 {
@@ -277,11 +287,17 @@ func (s *Stack) serviceEnv(name, inst string, port int, ports map[string][]int, 
 	redisAddr := fmt.Sprintf("127.0.0.1:%d", ports["redis"][0])
 	switch name {
 	case "user-service":
+		for i, p := range ports["user-service"] {
+			if p == port {
+				env["INTERNAL_ADDR"] = fmt.Sprintf("127.0.0.1:%d", ports[UserInternal][i])
+			}
+		}
 		env["USERS_DB_PATH"] = filepath.Join(s.opts.DataDir, "users.db")
 		env["REDIS_ADDR"] = redisAddr
 		env["JWT_SECRET"] = s.JWTSecret
 	case "auth-service":
-		env["USER_SERVICE_URL"] = join("user-service")
+		// auth-service calls only /internal/authenticate, on the internal listener.
+		env["USER_SERVICE_URL"] = join(UserInternal)
 		env["JWT_SECRET"] = s.JWTSecret
 	case "blog-service":
 		env["POSTS_DB_PATH"] = filepath.Join(s.opts.DataDir, "posts.db")

@@ -14,7 +14,7 @@ import (
 
 	"titanium/platform/apierr"
 	"titanium/platform/service"
-	"titanium/platform/upstream"
+	"titanium/platform/upstream/fastproxy"
 )
 
 // front is the load balancer's fast path: a fasthttp server on the public
@@ -28,32 +28,34 @@ import (
 type front struct {
 	srv     *fasthttp.Server
 	svc     *service.Server
-	ui, api *upstream.Fast
+	ui, api *fastproxy.Forwarder
 	traffic *traffic // nil when LB_TRAFFIC_STATS is off
+	// maxBody caps a request body (LB_MAX_BODY_BYTES). fasthttp allocates
+	// the declared length before it reads a byte, so this cap is also what
+	// one connection can make the balancer hold.
+	maxBody int
 	logger  *slog.Logger
 }
 
-// Front limits; the net/http chain's are in platform/service.
-const (
-	frontReadBuffer  = 16 << 10 // also the largest request head accepted
-	frontMaxBodySize = 8 << 20
-)
+// frontReadBuffer is also the largest request head accepted; the net/http
+// chain's limits are in platform/service.
+const frontReadBuffer = 16 << 10
 
-func newFront(svc *service.Server, ui, api *upstream.Fast, t *traffic, logger *slog.Logger) *front {
-	f := &front{svc: svc, ui: ui, api: api, traffic: t, logger: logger}
+func newFront(svc *service.Server, ui, api *fastproxy.Forwarder, t *traffic, maxBody int, logger *slog.Logger) *front {
+	f := &front{svc: svc, ui: ui, api: api, traffic: t, maxBody: maxBody, logger: logger}
 	cfg := svc.Config
 	f.srv = &fasthttp.Server{
 		Handler:      f.handle,
 		ErrorHandler: f.badRequest,
 		// A request head must arrive within ReadHeaderTimeout of its first
 		// byte (a new connection's first byte too), as on net/http; a body
-		// then gets WriteTimeout (bodyTimeout).
+		// then gets ReadTimeout (bodyTimeout).
 		ReadTimeout:                  cfg.ReadHeaderTimeout,
 		HeaderReceived:               f.bodyTimeout,
 		WriteTimeout:                 cfg.WriteTimeout,
 		IdleTimeout:                  cfg.IdleTimeout,
 		ReadBufferSize:               frontReadBuffer,
-		MaxRequestBodySize:           frontMaxBodySize,
+		MaxRequestBodySize:           maxBody,
 		NoDefaultServerHeader:        true,
 		NoDefaultContentType:         true,
 		DisablePreParseMultipartForm: true,
@@ -64,13 +66,13 @@ func newFront(svc *service.Server, ui, api *upstream.Fast, t *traffic, logger *s
 	return f
 }
 
-// bodyTimeout gives a request with a body the platform's write timeout to
-// arrive whole.
+// bodyTimeout gives a request with a body the platform's read timeout to
+// arrive whole, as net/http's ReadTimeout does.
 func (f *front) bodyTimeout(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 	if h.ContentLength() == 0 {
 		return fasthttp.RequestConfig{}
 	}
-	return fasthttp.RequestConfig{ReadTimeout: f.svc.Config.WriteTimeout}
+	return fasthttp.RequestConfig{ReadTimeout: f.svc.Config.ReadTimeout}
 }
 
 // Serve implements service.Front.
@@ -104,13 +106,16 @@ func (f *front) handle(ctx *fasthttp.RequestCtx) {
 	method := methodName(ctx.Method())
 	count := f.traffic != nil && route == "/api/" && countedFast(&ctx.Request.Header)
 	id := service.NewRequestID(string(ctx.Request.Header.Peek(service.RequestIDHeader)))
+	// Every copy goes, then ours: Set alone replaces only the first.
+	ctx.Request.Header.Del(service.RequestIDHeader)
 	ctx.Request.Header.Set(service.RequestIDHeader, id)
 	status := fasthttp.StatusInternalServerError
 	defer func() {
 		if p := recover(); p != nil {
 			f.logger.Error("panic serving request", "method", method, "path", string(path), "panic", p, "stack", string(debug.Stack()))
-			status = upstream.WriteFastError(ctx, apierr.CodeInternal, "internal server error")
+			status = fastproxy.WriteError(ctx, apierr.CodeInternal, "internal server error")
 		}
+		ctx.Response.Header.Del(service.RequestIDHeader)
 		ctx.Response.Header.Set(service.RequestIDHeader, id)
 		end := time.Now()
 		d := end.Sub(start)
@@ -223,10 +228,10 @@ func (f *front) badRequest(ctx *fasthttp.RequestCtx, err error) {
 	case errors.As(err, &small):
 		code, msg = apierr.CodeRequestHeaderFields, fmt.Sprintf("request head over %d bytes", frontReadBuffer)
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		code, msg = apierr.CodePayloadTooLarge, fmt.Sprintf("request body over %d bytes", frontMaxBodySize)
+		code, msg = apierr.CodePayloadTooLarge, fmt.Sprintf("request body over %d bytes", f.maxBody)
 	}
 	f.logger.Debug("bad request", "err", err)
-	upstream.WriteFastError(ctx, code, msg)
+	fastproxy.WriteError(ctx, code, msg)
 	ctx.SetConnectionClose()
 }
 

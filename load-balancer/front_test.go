@@ -379,7 +379,7 @@ func TestFrontErrors(t *testing.T) {
 	// The length alone refuses the body: the answer comes before it is sent
 	// (a client still writing would see its write reset).
 	c, br := dialLB(t, lbURL)
-	fmt.Fprintf(c, "POST /api/x HTTP/1.1\r\nHost: lb\r\nContent-Length: %d\r\n\r\nbbbb", frontMaxBodySize+1)
+	fmt.Fprintf(c, "POST /api/x HTTP/1.1\r\nHost: lb\r\nContent-Length: %d\r\n\r\nbbbb", 1<<20+64<<10+1)
 	resp, body := readResponse(t, br)
 	if resp.StatusCode != 413 || !strings.Contains(body, `"payload_too_large"`) {
 		t.Errorf("oversize body: %d %s, want 413 payload_too_large", resp.StatusCode, body)

@@ -8,15 +8,19 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 
+	"titanium/platform/apierr"
+	"titanium/platform/clientip"
 	"titanium/platform/envconfig"
 	"titanium/platform/service"
 	"titanium/platform/upstream"
+	"titanium/platform/upstream/fastproxy"
 )
 
 func main() { service.Main("load-balancer", run) }
@@ -34,6 +38,9 @@ type config struct {
 	headerTimeout     time.Duration
 	dialTimeout       time.Duration
 	idlePerHost       int
+	maxBody           int
+	maxResponse       int
+	trusted           clientip.Resolver
 	trafficStats      bool
 	fastPath          bool
 	statsCache        time.Duration
@@ -62,9 +69,13 @@ func loadConfig(env *envconfig.Reader) config {
 		headerTimeout:  env.Duration("LB_RESPONSE_HEADER_TIMEOUT", 5*time.Second),
 		dialTimeout:    env.Duration("LB_DIAL_TIMEOUT", time.Second),
 		idlePerHost:    env.Int("LB_MAX_IDLE_CONNS_PER_HOST", 512, 2, 10000),
-		trafficStats:   env.Bool("LB_TRAFFIC_STATS", true),
-		fastPath:       env.Bool("LB_FAST_PATH", true),
-		statsCache:     env.Duration("LB_STATS_CACHE", 250*time.Millisecond),
+		// The largest body a service accepts is 1 MiB (a token to verify);
+		// the margin keeps its own 413 the answer at that size.
+		maxBody:      env.Int("LB_MAX_BODY_BYTES", 1<<20+64<<10, 1<<10, 64<<20),
+		maxResponse:  env.Int("LB_MAX_RESPONSE_BYTES", 16<<20, 64<<10, 256<<20),
+		trafficStats: env.Bool("LB_TRAFFIC_STATS", true),
+		fastPath:     env.Bool("LB_FAST_PATH", true),
+		statsCache:   env.Duration("LB_STATS_CACHE", 250*time.Millisecond),
 	}
 	for _, key := range []string{"LB_UI_UPSTREAMS", "LB_API_UPSTREAMS"} {
 		specs := c.uiSpecs
@@ -98,6 +109,14 @@ func loadConfig(env *envconfig.Reader) config {
 		}
 		c.targets = append(c.targets, statsTarget{name, spec})
 	}
+	// None by default: the balancer is the edge and its peer the client.
+	proxies := env.List("LB_TRUSTED_PROXIES", none)
+	if len(proxies) == 1 && proxies[0] == none {
+		proxies = nil
+	}
+	trusted, err := clientip.ParseTrusted(proxies)
+	env.Check(err == nil, "LB_TRUSTED_PROXIES", fmt.Sprint(err))
+	c.trusted = trusted
 	_, ok := upstream.NewSelector(c.balance)
 	env.Check(ok, "LB_BALANCE", "want round_robin or least_requests")
 	if c.healthPath == none {
@@ -112,6 +131,8 @@ func loadConfig(env *envconfig.Reader) config {
 		writeWait:        env.Duration("WS_WRITE_WAIT", 10*time.Second),
 		readLimit:        int64(env.Int("WS_READ_LIMIT", 512, 16, 1<<20)),
 		handshakeTimeout: env.Duration("WS_HANDSHAKE_TIMEOUT", 5*time.Second),
+		maxConns:         env.Int("WS_MAX_CONNS", 5000, 1, 1_000_000),
+		maxPerAddr:       env.Int("WS_MAX_CONNS_PER_ADDR", 50, 1, 1_000_000),
 	}
 	c.ws.pingPeriod = env.Duration("WS_PING_PERIOD", c.ws.pongWait*9/10)
 	env.Check(c.ws.pongWait > 0, "WS_PONG_WAIT", "want > 0")
@@ -157,7 +178,7 @@ func build(srv *service.Server, cfg config, logger *slog.Logger) (*balancer, err
 	lb := &balancer{}
 	// proxyTo makes a pool and both of its forwarders: net/http's and the
 	// front's.
-	proxyTo := func(name string, specs []string) (http.Handler, *upstream.Fast, error) {
+	proxyTo := func(name string, specs []string) (http.Handler, *fastproxy.Forwarder, error) {
 		sel, _ := upstream.NewSelector(cfg.balance)
 		pool, err := upstream.New(name, specs, upstream.Options{
 			Selector: sel, HealthPath: cfg.healthPath, HealthInterval: cfg.healthInterval,
@@ -167,18 +188,20 @@ func build(srv *service.Server, cfg config, logger *slog.Logger) (*balancer, err
 			return nil, nil, err
 		}
 		lb.pools = append(lb.pools, pool)
-		fast := upstream.NewFast(pool, upstream.FastOptions{
-			Timeout:         cfg.headerTimeout,
-			DialTimeout:     cfg.dialTimeout,
-			MaxConnsPerHost: cfg.idlePerHost,
-			Retry:           true,
-			Logger:          logger,
+		fast := fastproxy.New(pool, fastproxy.Options{
+			Timeout:             cfg.headerTimeout,
+			DialTimeout:         cfg.dialTimeout,
+			MaxConnsPerHost:     cfg.idlePerHost,
+			MaxResponseBodySize: cfg.maxResponse,
+			Retry:               true,
+			Trusted:             cfg.trusted,
+			Logger:              logger,
 		})
 		return upstream.NewProxy(pool, upstream.ProxyOptions{
 			ResponseHeaderTimeout: cfg.headerTimeout,
 			DialTimeout:           cfg.dialTimeout,
 			MaxIdleConnsPerHost:   cfg.idlePerHost,
-			Forward:               upstream.EdgeForwarding,
+			Forward:               upstream.EdgeBehind(cfg.trusted),
 			Retry:                 true,
 			Logger:                logger,
 		}), fast, nil
@@ -230,12 +253,13 @@ func build(srv *service.Server, cfg config, logger *slog.Logger) (*balancer, err
 		if cfg.trafficStats {
 			ft = t
 		}
-		srv.SetFront(newFront(srv, uiFast, apiFast, ft, logger))
+		srv.SetFront(newFront(srv, uiFast, apiFast, ft, cfg.maxBody, logger))
 	}
-	srv.Handle("/", ui)
-	srv.Handle("/api/", counted)
-	srv.Handle("/blog/", api)
-	srv.Handle("/blog", api)
+	limit := func(h http.Handler) http.Handler { return limitBody(cfg.maxBody, h) }
+	srv.Handle("/", limit(ui))
+	srv.Handle("/api/", limit(counted))
+	srv.Handle("/blog/", limit(api))
+	srv.Handle("/blog", limit(api))
 	srv.Handle("GET /api/ws-heartbeat", lb.hub)
 	srv.HandleFunc("GET /stats/local", lb.agg.serveLocal)
 	// The platform serves a per-process GET /stats on its mux; here /stats
@@ -253,4 +277,21 @@ func build(srv *service.Server, cfg config, logger *slog.Logger) (*balancer, err
 		})
 	})
 	return lb, nil
+}
+
+// limitBody refuses a request whose declared body is over maxBytes with a JSON
+// 413 before reading any of it, and cuts a chunked one at maxBytes (the proxy
+// then answers 413), as the front does.
+func limitBody(maxBytes int, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > int64(maxBytes) {
+			w.Header().Set("Connection", "close")
+			apierr.WriteCode(w, apierr.CodePayloadTooLarge, fmt.Sprintf("request body over %d bytes", maxBytes))
+			return
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = http.MaxBytesReader(w, r.Body, int64(maxBytes))
+		}
+		next.ServeHTTP(w, r)
+	})
 }

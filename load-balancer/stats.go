@@ -259,6 +259,19 @@ func (a *aggregator) collect() []byte {
 		row.TotalInstances++
 		row.Instances = append(row.Instances, inst)
 	}
+	// An instance no longer in any pool (a pod gone from DNS) is not shown
+	// again: forget it, or the map grows with every pod ever scheduled.
+	if len(a.seen) > len(results) {
+		current := make(map[string]bool, len(results))
+		for _, res := range results {
+			current[res.url] = true
+		}
+		for url := range a.seen {
+			if !current[url] {
+				delete(a.seen, url)
+			}
+		}
+	}
 	a.mu.Unlock()
 	for i := range body.Services {
 		row := &body.Services[i]

@@ -2,6 +2,7 @@ package main
 
 import (
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -24,6 +25,10 @@ type wsConfig struct {
 	writeWait        time.Duration
 	readLimit        int64
 	handshakeTimeout time.Duration
+	// maxConns and maxPerAddr cap the open connections, in all and per
+	// client address: each holds two goroutines and its buffers for as long
+	// as its peer answers pings.
+	maxConns, maxPerAddr int
 }
 
 // hub serves GET /api/ws-heartbeat and owns every heartbeat connection: one
@@ -37,6 +42,8 @@ type hub struct {
 
 	mu      sync.Mutex
 	conns   map[*wsConn]struct{}
+	open    int            // connections admitted, upgraded or upgrading
+	perAddr map[string]int // open by client address
 	closing bool
 	wg      sync.WaitGroup
 }
@@ -49,7 +56,7 @@ type wsConn struct {
 }
 
 func newHub(cfg wsConfig, t *traffic, logger *slog.Logger) *hub {
-	h := &hub{cfg: cfg, traffic: t, logger: logger, conns: map[*wsConn]struct{}{}}
+	h := &hub{cfg: cfg, traffic: t, logger: logger, conns: map[*wsConn]struct{}{}, perAddr: map[string]int{}}
 	h.upgrader = websocket.Upgrader{
 		HandshakeTimeout: cfg.handshakeTimeout,
 		ReadBufferSize:   1024,
@@ -85,7 +92,43 @@ func (h *hub) checkOrigin(r *http.Request) bool {
 	return strings.EqualFold(u.Host, r.Host)
 }
 
+// admit takes a connection slot for addr, before the upgrade so that
+// concurrent handshakes cannot overshoot; release gives it back.
+func (h *hub) admit(addr string) (code string, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case h.open >= h.cfg.maxConns:
+		return apierr.CodeUnavailable, false
+	case h.perAddr[addr] >= h.cfg.maxPerAddr:
+		return apierr.CodeRateLimited, false
+	}
+	h.open++
+	h.perAddr[addr]++
+	return "", true
+}
+
+func (h *hub) release(addr string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.open--
+	if h.perAddr[addr]--; h.perAddr[addr] <= 0 {
+		delete(h.perAddr, addr)
+	}
+}
+
 func (h *hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The balancer is the edge: the direct peer is the client.
+	addr, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		addr = r.RemoteAddr
+	}
+	if code, ok := h.admit(addr); !ok {
+		w.Header().Set("Retry-After", "5")
+		apierr.WriteCode(w, code, "too many heartbeat connections")
+		return
+	}
+	defer h.release(addr)
 	c, err := h.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		h.logger.DebugContext(r.Context(), "websocket upgrade refused", "err", err)

@@ -10,10 +10,12 @@ import (
 	"log/slog"
 	"time"
 
+	"titanium/platform/clientip"
 	"titanium/platform/envconfig"
 	"titanium/platform/jwtauth"
 	"titanium/platform/service"
 	"titanium/platform/sqlitedb"
+	"titanium/platform/throttle"
 	"titanium/user-service/cache"
 	"titanium/user-service/httpapi"
 	"titanium/user-service/password"
@@ -29,6 +31,12 @@ type config struct {
 	cache      cache.Config
 	bcryptCost int
 	jwt        jwtauth.Config
+	// Registrations per client address: sustained per minute, and burst.
+	registerPerMinute, registerBurst int
+	trusted                          clientip.Resolver
+	// internalAddr is where /internal/* listens, apart from the public
+	// port that monitoring scrapes.
+	internalAddr string
 }
 
 func loadConfig(env *envconfig.Reader, logger *slog.Logger) config {
@@ -42,7 +50,15 @@ func loadConfig(env *envconfig.Reader, logger *slog.Logger) config {
 		// OWASP's floor for bcrypt is 10; 16 is ~4 s per hash, past any sane login.
 		bcryptCost: env.Int("BCRYPT_COST", 10, password.MinCost, 16),
 		jwt:        jwtauth.LoadConfig(env, logger),
+		// A person signs up once; a school behind one NAT address may sign
+		// up a class at a time.
+		registerPerMinute: env.Int("REGISTER_IP_PER_MINUTE", 30, 1, 1_000_000),
+		registerBurst:     env.Int("REGISTER_IP_BURST", 20, 1, 1_000_000),
+		internalAddr:      env.String("INTERNAL_ADDR", ":8101"),
 	}
+	trusted, terr := clientip.ParseTrusted(env.List("TRUSTED_PROXIES", clientip.DefaultTrusted))
+	env.Check(terr == nil, "TRUSTED_PROXIES", fmt.Sprint(terr))
+	c.trusted = trusted
 	// NORMAL by default: in WAL mode a commit is in the WAL (in the OS page
 	// cache) before it is acknowledged, so a crash of this process (kill -9,
 	// OOM) loses nothing acknowledged; only a power loss or kernel crash can
@@ -81,7 +97,12 @@ func run(ctx context.Context, env *envconfig.Reader, logger *slog.Logger) error 
 		return err
 	}
 	svc := users.NewService(st, c, hasher, logger)
-	httpapi.New(svc, cfg.jwt, logger).Routes(srv)
+	reg := httpapi.Registration{
+		PerIP: throttle.New(cfg.registerPerMinute, cfg.registerBurst, 100_000),
+		IPs:   cfg.trusted,
+	}
+	srv.SetInternal(cfg.internalAddr)
+	httpapi.New(svc, cfg.jwt, reg, logger).Routes(srv)
 
 	// Readiness is the database only: without Redis the service still answers.
 	srv.AddCheck("database", st.Ping)

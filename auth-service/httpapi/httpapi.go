@@ -13,11 +13,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"titanium/auth-service/throttle"
 	"titanium/auth-service/userclient"
 	"titanium/platform/apierr"
 	"titanium/platform/clientip"
 	"titanium/platform/jwtauth"
+	"titanium/platform/throttle"
 )
 
 // Authenticator checks credentials (user-service, through userclient).
@@ -38,8 +38,11 @@ const (
 type Limits struct {
 	// PerIP counts every login attempt from one client address.
 	PerIP *throttle.Limiter
-	// PerAccount counts failed attempts on one username (a token is taken
-	// before the check and given back on success).
+	// PerAccount counts failed attempts on one username from one client
+	// address (a token is taken before the check and given back on
+	// success). Keyed by the account alone, it would let anyone lock any
+	// user out, usernames being public; keyed by both, a guesser locks only
+	// themselves out, and PerIP bounds what one address tries in all.
 	PerAccount *throttle.Limiter
 }
 
@@ -114,6 +117,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	if len(account) > maxAccountKey {
 		account = account[:maxAccountKey]
 	}
+	account += "|" + ip
 	if ok, wait := h.limits.PerAccount.Take(account, now); !ok {
 		h.throttled(w, r, wait)
 		return

@@ -65,16 +65,21 @@ func freePort(tb testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// userService is a running user-service: its public base URL (the API)
+// and its internal one (/internal/authenticate, what auth-service calls).
+type userService struct{ public, internal string }
+
 // startUserService runs user-service without Redis (the cache is optional)
 // and returns its base URL; it is stopped at cleanup.
-func startUserService(tb testing.TB) string {
+func startUserService(tb testing.TB) userService {
 	tb.Helper()
 	bin := buildUserService(tb)
-	port := freePort(tb)
+	port, internal := freePort(tb), freePort(tb)
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(),
 		fmt.Sprintf("LISTEN_ADDR=127.0.0.1:%d", port),
+		fmt.Sprintf("INTERNAL_ADDR=127.0.0.1:%d", internal),
 		"USERS_DB_PATH="+filepath.Join(tb.TempDir(), "users.db"),
 		fmt.Sprintf("REDIS_ADDR=127.0.0.1:%d", freePort(tb)), // nothing listens: cache OFFLINE
 		"JWT_SECRET="+string(testJWT.Secret),
@@ -102,7 +107,7 @@ func startUserService(tb testing.TB) string {
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return url
+				return userService{public: url, internal: fmt.Sprintf("http://127.0.0.1:%d", internal)}
 			}
 		}
 		select {

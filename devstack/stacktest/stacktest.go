@@ -100,6 +100,14 @@ func Start(t testing.TB, opts ...Option) *devstack.Stack {
 		t.Fatal(err)
 	}
 	o := devstack.Options{BinDir: bin, DataDir: filepath.Join(dir, "data"), Redis: true, Log: logFile}
+	// Whole-stack tests register hundreds of users and open hundreds of
+	// heartbeat sockets from 127.0.0.1; both per-address limits have their
+	// own unit tests. A test may set them back.
+	opts = append([]Option{
+		WithEnv("user-service", "REGISTER_IP_PER_MINUTE", "1000000"),
+		WithEnv("user-service", "REGISTER_IP_BURST", "1000000"),
+		WithEnv("load-balancer", "WS_MAX_CONNS_PER_ADDR", "100000"),
+	}, opts...)
 	for _, opt := range opts {
 		opt(&o)
 	}

@@ -126,7 +126,7 @@ func r4RedisOutage(t *testing.T, p profile, rep *report) {
 		var u struct {
 			Email string `json:"email"`
 		}
-		httpc.Do(t, http.MethodGet, userURL, nil).JSON(t, &u)
+		httpc.Do(t, http.MethodGet, userURL, nil, "Authorization", "Bearer "+token).JSON(t, &u)
 		if u.Email != email {
 			stale++
 		}

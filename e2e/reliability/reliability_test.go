@@ -1,4 +1,4 @@
-// Package reliability_test runs the fault scenarios R1..R10 against the real
+// Package reliability_test runs the fault scenarios R1..R11 against the real
 // stack as local processes, under load, and prints a table of their figures.
 // `go test` runs the CI profile (shortened, time-bounded); RELIABILITY=full
 // (`make reliability`) runs the full one.
@@ -38,6 +38,7 @@ func TestReliability(t *testing.T) {
 	t.Run("R8_brute_force", func(t *testing.T) { r8BruteForce(t, p, rep) })
 	t.Run("R9_websocket_abuse", func(t *testing.T) { r9WebSocketAbuse(t, p, rep) })
 	t.Run("R10_soak", func(t *testing.T) { r10Soak(t, p, rep) })
+	t.Run("R11_body_memory", func(t *testing.T) { r11BodyMemory(t, p, rep) })
 }
 
 // fixture is a user with a token and a few seed posts, made through the LB.

@@ -27,6 +27,8 @@ type profile struct {
 	r10Warmup     time.Duration
 	wsPongWait    time.Duration
 	restartWindow time.Duration // how long R2 leaves the crashed instance down
+	r11Conns      int           // R11 connections declaring an oversize body
+	r11Hold       time.Duration // how long R11 keeps them open
 }
 
 func currentProfile() profile {
@@ -36,6 +38,7 @@ func currentProfile() profile {
 			r2Load: 30 * time.Second, r5Load: 20 * time.Second, r6Load: 10 * time.Second,
 			r8Attempts: 1000, r9Clients: 200, r10Load: 10 * time.Minute, r10Rate: envInt("R10_RATE", 500),
 			r10Warmup: time.Minute, wsPongWait: 5 * time.Second, restartWindow: 5 * time.Second,
+			r11Conns: 60, r11Hold: 5 * time.Second,
 		}
 	}
 	return profile{
@@ -43,6 +46,7 @@ func currentProfile() profile {
 		r2Load: 12 * time.Second, r5Load: 6 * time.Second, r6Load: 5 * time.Second,
 		r8Attempts: 1000, r9Clients: 200, r10Load: 60 * time.Second, r10Rate: envInt("R10_RATE", 300),
 		r10Warmup: 15 * time.Second, wsPongWait: 2 * time.Second, restartWindow: 3 * time.Second,
+		r11Conns: 60, r11Hold: 2 * time.Second,
 	}
 }
 

@@ -55,10 +55,11 @@ func login(t *testing.T, auth, name string) string {
 	return lr.AccessToken
 }
 
-func getUser(t *testing.T, base string, id int64) user {
+// getUser reads user id as its owner (token): only the owner sees the e-mail.
+func getUser(t *testing.T, base string, id int64, token string) user {
 	t.Helper()
 	start := time.Now()
-	r := httpc.Do(t, "GET", fmt.Sprintf("%s/api/users/%d", base, id), nil)
+	r := httpc.Do(t, "GET", fmt.Sprintf("%s/api/users/%d", base, id), nil, "Authorization", "Bearer "+token)
 	if r.Status != http.StatusOK {
 		t.Fatalf("GET user %d: %d %s", id, r.Status, r.Body)
 	}
@@ -166,8 +167,8 @@ func TestUserJourneyAndRedisOutage(t *testing.T) {
 	}
 
 	// Warm the cache.
-	getUser(t, us, alice.ID)
-	getUser(t, us, alice.ID)
+	getUser(t, us, alice.ID, token)
+	getUser(t, us, alice.ID, token)
 	if st := userStats(t, us); st.Cache.Status != "ONLINE" || st.Cache.Hits < 1 || st.Database.Status != "ONLINE" || st.Database.Users != 1 {
 		t.Fatalf("stats with redis up: %+v", st)
 	}
@@ -175,7 +176,7 @@ func TestUserJourneyAndRedisOutage(t *testing.T) {
 	// Redis killed: reads still answer, from SQLite, and /stats says so.
 	s.Redis.Kill()
 	for i := 0; i < 20; i++ {
-		if u := getUser(t, us, alice.ID); u.Email != "alice@example.com" {
+		if u := getUser(t, us, alice.ID, token); u.Email != "alice@example.com" {
 			t.Fatalf("read with redis down: %+v", u)
 		}
 	}
@@ -184,7 +185,7 @@ func TestUserJourneyAndRedisOutage(t *testing.T) {
 		t.Errorf("readyz with redis down: %d, want 200 (redis is optional)", r.Status)
 	}
 	patchEmail(t, us, alice.ID, token, "alice-2@example.com")
-	if u := getUser(t, us, alice.ID); u.Email != "alice-2@example.com" {
+	if u := getUser(t, us, alice.ID, token); u.Email != "alice-2@example.com" {
 		t.Errorf("read after update with redis down: %q", u.Email)
 	}
 
@@ -196,17 +197,17 @@ func TestUserJourneyAndRedisOutage(t *testing.T) {
 	}
 	waitCache(t, us, "ONLINE", 15*time.Second)
 	for i := 0; i < 3; i++ {
-		if u := getUser(t, us, alice.ID); u.Email != "alice-2@example.com" {
+		if u := getUser(t, us, alice.ID, token); u.Email != "alice-2@example.com" {
 			t.Fatalf("read %d after redis restart: %q, want alice-2@example.com", i, u.Email)
 		}
 	}
 	patchEmail(t, us, alice.ID, token, "alice-3@example.com")
 	for i := 0; i < 3; i++ {
-		if u := getUser(t, us, alice.ID); u.Email != "alice-3@example.com" {
+		if u := getUser(t, us, alice.ID, token); u.Email != "alice-3@example.com" {
 			t.Fatalf("read %d after update: %q, want alice-3@example.com (stale cache)", i, u.Email)
 		}
 	}
-	r := httpc.Do(t, "GET", us+"/api/users/by-username/ALICE", nil)
+	r := httpc.Do(t, "GET", us+"/api/users/by-username/ALICE", nil, "Authorization", "Bearer "+token)
 	var byName user
 	r.JSON(t, &byName)
 	if r.Status != 200 || byName.Email != "alice-3@example.com" {

@@ -61,31 +61,40 @@ func (r Resolver) IsTrusted(a netip.Addr) bool {
 }
 
 // ClientIP returns the client address of req: the direct peer, unless the
-// peer is trusted, in which case the rightmost X-Forwarded-For entry that is
-// not trusted. When every entry is trusted it is the leftmost one (a request
+// peer is trusted and sent exactly one X-Forwarded-For line, in which case
+// the rightmost entry of that line that is not trusted. When every entry is trusted it is the leftmost one (a request
 // from inside our own network). An unparsable entry ends the walk at the last
 // good address: a trusted proxy never writes one, so it came from outside.
 // The zero Addr means RemoteAddr itself was unusable.
 func (r Resolver) ClientIP(req *http.Request) netip.Addr {
-	peer := parseAddr(req.RemoteAddr)
+	return r.FromForwarded(parseAddr(req.RemoteAddr), req.Header.Values("X-Forwarded-For"))
+}
+
+// FromForwarded is ClientIP from the direct peer and the X-Forwarded-For
+// header lines, for servers that do not use net/http.
+func (r Resolver) FromForwarded(peer netip.Addr, values []string) netip.Addr {
 	if !peer.IsValid() || !r.IsTrusted(peer) {
 		return peer
 	}
-	// Several X-Forwarded-For headers are one list, in order (RFC 9110 §5.3).
-	values := req.Header.Values("X-Forwarded-For")
+	if len(values) != 1 {
+		// Our proxies write exactly one X-Forwarded-For line. Several lines
+		// mean one came from elsewhere: a proxy that replaced only the first
+		// copy left a client's own line beside it (RFC 9110 §5.3 would join
+		// them into one list, which would make the client's line the
+		// rightmost). Believe none of them.
+		return peer
+	}
 	client := peer
-	for i := len(values) - 1; i >= 0; i-- {
-		entries := strings.Split(values[i], ",")
-		for j := len(entries) - 1; j >= 0; j-- {
-			a := parseAddr(strings.TrimSpace(entries[j]))
-			if !a.IsValid() {
-				return client
-			}
-			if !r.IsTrusted(a) {
-				return a
-			}
-			client = a
+	entries := strings.Split(values[0], ",")
+	for j := len(entries) - 1; j >= 0; j-- {
+		a := parseAddr(strings.TrimSpace(entries[j]))
+		if !a.IsValid() {
+			return client
 		}
+		if !r.IsTrusted(a) {
+			return a
+		}
+		client = a
 	}
 	return client
 }

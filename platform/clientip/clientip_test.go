@@ -39,7 +39,10 @@ func TestClientIP(t *testing.T) {
 		{"trusted peer, one client", "10.0.0.5:4000", []string{"198.51.100.20"}, "198.51.100.20"},
 		{"spoof left of the real client is ignored", "10.0.0.5:4000", []string{"6.6.6.6, 198.51.100.20"}, "198.51.100.20"},
 		{"chain of trusted proxies", "127.0.0.1:4000", []string{"198.51.100.20, 10.1.1.1, 192.168.3.3"}, "198.51.100.20"},
-		{"several header lines are one list", "127.0.0.1:4000", []string{"6.6.6.6", "198.51.100.20, 10.1.1.1"}, "198.51.100.20"},
+		// A proxy that replaced only the first copy leaves the client's
+		// second line beside its own: neither is believed.
+		{"several header lines are not believed", "127.0.0.1:4000", []string{"127.0.0.1", "203.0.113.7"}, "127.0.0.1"},
+		{"several lines, client's first", "10.0.0.5:4000", []string{"203.0.113.7", "198.51.100.20, 10.1.1.1"}, "10.0.0.5"},
 		{"everything internal gives the leftmost", "127.0.0.1:4000", []string{"10.9.9.9, 10.1.1.1"}, "10.9.9.9"},
 		{"garbage stops at the last good address", "127.0.0.1:4000", []string{"198.51.100.20, garbage, 10.1.1.1"}, "10.1.1.1"},
 		{"entry with port", "127.0.0.1:4000", []string{"198.51.100.20:1234"}, "198.51.100.20"},

@@ -23,8 +23,12 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Server timeouts, the seed's values by default.
 	ReadHeaderTimeout time.Duration
-	WriteTimeout      time.Duration
-	IdleTimeout       time.Duration
+	// ReadTimeout (READ_TIMEOUT) bounds a whole request, head and body: without it a
+	// client that declares a body and stalls holds a goroutine (and, through
+	// a proxy, an upstream connection at each hop) for as long as it likes.
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	IdleTimeout  time.Duration
 	// PprofAddr, when set (PPROF_ADDR, e.g. 127.0.0.1:6060), serves
 	// net/http/pprof on its own listener, never on the service's port.
 	PprofAddr string
@@ -40,6 +44,7 @@ func LoadConfig(env *envconfig.Reader, defaultAddr string) Config {
 		ShutdownTimeout:   env.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
 		PprofAddr:         env.String("PPROF_ADDR", ""),
 		ReadHeaderTimeout: 2 * time.Second,
+		ReadTimeout:       env.Duration("READ_TIMEOUT", 10*time.Second),
 		WriteTimeout:      10 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    64 << 10,

@@ -38,9 +38,15 @@ func newRequestID() string {
 // it in the response.
 func requestIDs(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		in := r.Header.Get(RequestIDHeader)
-		id := NewRequestID(in)
-		if id != in {
+		in := r.Header.Values(RequestIDHeader)
+		var first string
+		if len(in) > 0 {
+			first = in[0]
+		}
+		id := NewRequestID(first)
+		if len(in) != 1 || id != first {
+			// Exactly one id goes on: a second copy would reach the next hop
+			// and its logs beside ours.
 			r.Header.Set(RequestIDHeader, id)
 		}
 		w.Header().Set(RequestIDHeader, id)

@@ -62,6 +62,11 @@ type Server struct {
 	// front, when set, serves ln; srv then serves what it hands off.
 	front   Front
 	handoff *connListener
+	// internal routes are served on their own listener (SetInternal).
+	internalAddr string
+	internalMux  *http.ServeMux
+	internalLn   net.Listener
+	internalSrv  *http.Server
 }
 
 type namedCheck struct {
@@ -98,6 +103,32 @@ func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, 
 
 // HandleFunc registers f for a ServeMux pattern.
 func (s *Server) HandleFunc(pattern string, f http.HandlerFunc) { s.mux.HandleFunc(pattern, f) }
+
+// SetInternal makes HandleInternal's routes listen on addr, apart from the
+// service's port: a port that monitoring (/metrics) or a proxy may reach must
+// not also carry calls meant for our own services alone. Call before Open.
+// Its callers may check it with /readyz and /healthz, served there too.
+func (s *Server) SetInternal(addr string) {
+	s.internalAddr = addr
+	s.internalMux = http.NewServeMux()
+	s.internalMux.HandleFunc("GET /healthz", s.handleHealthz)
+	s.internalMux.HandleFunc("GET /readyz", s.handleReadyz)
+}
+
+// HandleInternal registers h on the internal listener (SetInternal first).
+func (s *Server) HandleInternal(pattern string, h http.Handler) { s.internalMux.Handle(pattern, h) }
+
+// InternalAddr is the internal listener's bound address after Open, "" when
+// there is none.
+func (s *Server) InternalAddr() string {
+	if s.internalLn == nil {
+		return ""
+	}
+	return s.internalLn.Addr().String()
+}
+
+// InternalHandler is the internal routes' handler chain, for tests.
+func (s *Server) InternalHandler() http.Handler { return s.instrument(s.internalMux) }
 
 // Wrap installs middleware around the mux, inside request ids, recovery and
 // metrics. Call before Open.
@@ -145,13 +176,15 @@ func (s *Server) Open() error {
 		return fmt.Errorf("listen %s: %w", s.Config.Addr, err)
 	}
 	s.ln = ln
-	s.srv = &http.Server{
-		Handler:           s.Handler(),
-		ReadHeaderTimeout: s.Config.ReadHeaderTimeout,
-		WriteTimeout:      s.Config.WriteTimeout,
-		IdleTimeout:       s.Config.IdleTimeout,
-		MaxHeaderBytes:    s.Config.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(s.Logger.Handler(), slog.LevelWarn),
+	s.srv = s.httpServer(s.Handler())
+	if s.internalMux != nil {
+		iln, err := net.Listen("tcp", s.internalAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen %s (internal): %w", s.internalAddr, err)
+		}
+		s.internalLn = iln
+		s.internalSrv = s.httpServer(s.InternalHandler())
 	}
 	s.mu.Lock()
 	for _, f := range s.onShutdown {
@@ -159,6 +192,18 @@ func (s *Server) Open() error {
 	}
 	s.mu.Unlock()
 	return nil
+}
+
+func (s *Server) httpServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: s.Config.ReadHeaderTimeout,
+		ReadTimeout:       s.Config.ReadTimeout,
+		WriteTimeout:      s.Config.WriteTimeout,
+		IdleTimeout:       s.Config.IdleTimeout,
+		MaxHeaderBytes:    s.Config.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.Logger.Handler(), slog.LevelWarn),
+	}
 }
 
 // Addr is the bound address after Open.
@@ -195,6 +240,10 @@ func (s *Server) Serve(ctx context.Context) error {
 	if s.front != nil {
 		s.handoff.addr = s.ln.Addr()
 		servers = []server{{s.srv, s.handoff}, {s.front, s.ln}}
+	}
+	if s.internalSrv != nil {
+		s.Logger.Info("internal routes listening", "addr", s.InternalAddr())
+		servers = append(servers, server{s.internalSrv, s.internalLn})
 	}
 	errc := make(chan error, len(servers))
 	for _, sv := range servers {

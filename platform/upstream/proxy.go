@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"titanium/platform/apierr"
+	"titanium/platform/clientip"
 )
 
 // ProxyOptions configure NewProxy. Zero values take the seed's defaults.
@@ -44,7 +46,8 @@ type ProxyOptions struct {
 
 // NewProxy returns a reverse proxy to pool's instances. It refuses h2c
 // upgrades, answers upstream failures with JSON (502 dead, 504 slow, 499
-// client gone), feeds passive health, and with Retry retries an idempotent
+// client gone, 413 body over a cap), feeds passive health (connect errors
+// and timeouts only), and with Retry retries an idempotent
 // request without a body once on another instance when it could not connect
 // or its connection broke before any answer. A POST is never replayed.
 func NewProxy(pool *Pool, o ProxyOptions) http.Handler {
@@ -85,6 +88,12 @@ func NewProxy(pool *Pool, o ProxyOptions) http.Handler {
 			// path and query go through unchanged and so does Host.
 			o.Forward(pr)
 		},
+		// The proxying service echoes the request id itself (the one it
+		// forwarded); the upstream's copy would be a second header line.
+		ModifyResponse: func(resp *http.Response) error {
+			resp.Header.Del(requestIDHeader)
+			return nil
+		},
 		Transport:    &poolTransport{pool: pool, base: base, retry: o.Retry},
 		BufferPool:   bufferPool{},
 		ErrorHandler: p.fail,
@@ -120,16 +129,24 @@ func hasToken(values []string, token string) bool {
 	return false
 }
 
-var errNoInstance = errors.New("no instance configured")
+// requestIDHeader carries the request id; every service echoes it.
+const requestIDHeader = "X-Request-Id"
+
+// ErrNoInstance: the pool has no instance at all.
+var ErrNoInstance = errors.New("no instance configured")
 
 // fail is the ReverseProxy ErrorHandler.
 func (p *proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var tooLarge *http.MaxBytesError
 	switch {
+	case errors.As(err, &tooLarge):
+		// The client's body went over the cap on the way: its fault.
+		apierr.WriteCode(w, apierr.CodePayloadTooLarge, fmt.Sprintf("request body over %d bytes", tooLarge.Limit))
 	case r.Context().Err() != nil && errors.Is(err, context.Canceled):
 		// The client went away: not the upstream's fault (golang/go#20071).
 		p.logger.DebugContext(r.Context(), "client closed request", "upstream", p.pool.name, "path", r.URL.Path)
 		apierr.WriteCode(w, apierr.CodeClientClosed, "client closed request")
-	case isTimeout(err):
+	case IsTimeout(err):
 		p.logger.WarnContext(r.Context(), "upstream timed out", "upstream", p.pool.name, "path", r.URL.Path, "err", err)
 		apierr.WriteCode(w, apierr.CodeGatewayTimeout, p.pool.name+" did not answer in time")
 	default:
@@ -138,27 +155,29 @@ func (p *proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
-func isTimeout(err error) bool {
+// IsTimeout reports whether err is a timeout after the connect: the
+// instance is slow (a connect timeout is a dial error).
+func IsTimeout(err error) bool {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return true
 	}
 	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout() && !isDialError(err)
+	return errors.As(err, &ne) && ne.Timeout() && !IsDialError(err)
 }
 
-// isDialError reports whether err happened before the request reached the
+// IsDialError reports whether err happened before the request reached the
 // upstream: only then is a retry safe whatever the method.
-func isDialError(err error) bool {
+func IsDialError(err error) bool {
 	var oe *net.OpError
 	return errors.As(err, &oe) && oe.Op == "dial"
 }
 
-// isConnLost reports whether the connection broke before any response came
+// IsConnLost reports whether the connection broke before any response came
 // back (the instance died under the request). Retrying that is safe only for
 // idempotent requests (RFC 9110 section 9.2.2), which is all retryable lets
 // through; a timeout is not retried: the instance is slow, and a retry would
 // double both the load and the wait.
-func isConnLost(err error) bool {
+func IsConnLost(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
@@ -173,11 +192,17 @@ type poolTransport struct {
 func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	h := t.pool.Select(req)
 	if h == nil {
-		return nil, errNoInstance
+		return nil, ErrNoInstance
 	}
 	resp, err := t.try(h, req)
-	if err != nil && t.retry && retryable(req) && (isDialError(err) || isConnLost(err)) && req.Context().Err() == nil {
-		if other := t.pool.SelectOther(req, h); other != nil {
+	if err != nil && t.retry && retryable(req) && (IsDialError(err) || IsConnLost(err)) && req.Context().Err() == nil {
+		other := t.pool.SelectOther(req, h)
+		if other == nil && !IsDialError(err) {
+			// One instance whose connection broke under us: a fresh
+			// connection to it is the retry, as on the fasthttp front.
+			other = h
+		}
+		if other != nil {
 			resp, err = t.try(other, req)
 		}
 	}
@@ -197,24 +222,29 @@ func (t *poolTransport) try(h *Host, req *http.Request) (*http.Response, error) 
 	// The outbound request belongs to this proxy call alone (ReverseProxy
 	// cloned it), so pointing it at the instance in place saves a clone.
 	req.URL.Scheme, req.URL.Host = h.url.Scheme, h.url.Host
-	h.inflight.Add(1)
+	h.Begin()
 	resp, err := t.base.RoundTrip(req)
-	h.inflight.Add(-1)
+	h.End()
 	switch {
 	case err != nil:
-		if req.Context().Err() == nil { // a client that left says nothing about h
-			t.pool.Fail(h, isDialError(err), err.Error())
+		// A client that left says nothing about h, and nor does a body
+		// the client broke or sent over the cap.
+		if req.Context().Err() == nil && Ejects(err) {
+			t.pool.Fail(h, IsDialError(err), err.Error())
 		}
-	case resp.StatusCode == http.StatusBadGateway, resp.StatusCode == http.StatusServiceUnavailable,
-		resp.StatusCode == http.StatusGatewayTimeout:
-		// Only these mean "this instance is in trouble"; counting every 500
-		// would let one bad URL eject every instance.
-		t.pool.Fail(h, false, resp.Status)
 	default:
 		t.pool.Succeed(h)
 	}
 	return resp, err
 }
+
+// Ejects reports whether err counts against the instance: only a failed
+// connect or a timeout does. A status, even 502/503/504, is an answer: the
+// gateway relays its own upstreams' 503s, and a client can provoke errors at
+// will (a malformed request, a body over the cap); counting either would let
+// anyone eject healthy instances. A dead instance is found by its connects
+// failing and by the active health check.
+func Ejects(err error) bool { return IsDialError(err) || IsTimeout(err) }
 
 const copyBufferSize = 32 << 10
 
@@ -235,12 +265,53 @@ func (bufferPool) Put(b []byte) {
 // EdgeForwarding is for the public entry point: whatever the client sent in
 // X-Forwarded-* and X-Real-IP is discarded (Rewrite already strips
 // X-Forwarded-*), and the peer address becomes the client address.
-func EdgeForwarding(pr *httputil.ProxyRequest) {
-	pr.Out.Header.Del("X-Real-Ip")
-	pr.SetXForwarded()
-	if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
-		pr.Out.Header["X-Real-Ip"] = []string{ip}
+func EdgeForwarding(pr *httputil.ProxyRequest) { edgeBehind(pr, clientip.Resolver{}) }
+
+// EdgeBehind is EdgeForwarding for an edge with a TLS-terminating proxy in
+// front of it (an Ingress controller) in trusted: from such a peer, the
+// client address is taken from its one X-Forwarded-For line (as clientip
+// does) and an X-Forwarded-Proto of https is kept. Nothing else the
+// client sent survives, and from any other peer it is EdgeForwarding.
+func EdgeBehind(trusted clientip.Resolver) func(*httputil.ProxyRequest) {
+	return func(pr *httputil.ProxyRequest) { edgeBehind(pr, trusted) }
+}
+
+func edgeBehind(pr *httputil.ProxyRequest, trusted clientip.Resolver) {
+	out, in := pr.Out.Header, pr.In.Header
+	out.Del("X-Real-Ip")
+	host, _, err := net.SplitHostPort(pr.In.RemoteAddr)
+	peer, perr := netip.ParseAddr(host)
+	if err != nil || perr != nil {
+		pr.SetXForwarded()
+		return
 	}
+	e := Edge(peer, in.Values("X-Forwarded-For"), in.Values("X-Forwarded-Proto"), trusted)
+	out["X-Forwarded-For"] = []string{e.Client}
+	out["X-Real-Ip"] = []string{e.Client}
+	out["X-Forwarded-Host"] = []string{pr.In.Host}
+	out["X-Forwarded-Proto"] = []string{e.Proto}
+}
+
+// EdgeHeaders are the forwarding headers an edge writes, whatever the
+// serving path.
+type EdgeHeaders struct {
+	Client string // X-Forwarded-For and X-Real-Ip
+	Proto  string // X-Forwarded-Proto: http, or https behind a trusted TLS proxy
+}
+
+// Edge is the edge's forwarding policy, shared by both serving paths: the
+// client is the peer unless trusted says the peer is our own TLS proxy, and
+// then the client it names; the scheme is http unless that proxy says https.
+func Edge(peer netip.Addr, xff, proto []string, trusted clientip.Resolver) EdgeHeaders {
+	e := EdgeHeaders{Client: peer.Unmap().String(), Proto: "http"}
+	if len(trusted.Trusted) == 0 || !trusted.IsTrusted(peer) {
+		return e
+	}
+	e.Client = trusted.FromForwarded(peer.Unmap(), xff).String()
+	if len(proto) == 1 && strings.EqualFold(proto[0], "https") {
+		e.Proto = "https"
+	}
+	return e
 }
 
 // TrustedForwarding keeps the forwarding headers of a trusted peer (our own
@@ -250,11 +321,11 @@ func TrustedForwarding(trusted func(netip.Addr) bool) func(*httputil.ProxyReques
 	return func(pr *httputil.ProxyRequest) {
 		host, _, err := net.SplitHostPort(pr.In.RemoteAddr)
 		peer, perr := netip.ParseAddr(host)
-		if err != nil || perr != nil || !trusted(peer.Unmap()) {
+		in := pr.In.Header
+		if err != nil || perr != nil || !trusted(peer.Unmap()) || duplicated(in) {
 			EdgeForwarding(pr)
 			return
 		}
-		in := pr.In.Header
 		if xff := in["X-Forwarded-For"]; len(xff) > 0 {
 			pr.Out.Header["X-Forwarded-For"] = xff
 		}
@@ -268,4 +339,16 @@ func TrustedForwarding(trusted func(netip.Addr) bool) func(*httputil.ProxyReques
 			pr.Out.Header["X-Real-Ip"] = []string{host}
 		}
 	}
+}
+
+// duplicated reports whether h carries a forwarding header more than once.
+// Our edge writes each exactly once; a second copy was the client's, left
+// beside ours by a proxy that replaced only the first, so none is believed.
+func duplicated(h http.Header) bool {
+	for _, k := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip"} {
+		if len(h[k]) > 1 {
+			return true
+		}
+	}
+	return false
 }

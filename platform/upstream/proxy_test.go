@@ -190,6 +190,22 @@ func TestForwardingHeaders(t *testing.T) {
 			t.Errorf("X-Forwarded-Host: got %q", got)
 		}
 	})
+	t.Run("trusted peer with a duplicated header is not believed", func(t *testing.T) {
+		loopback := func(a netip.Addr) bool { return a.IsLoopback() }
+		front := serve(t, pool, ProxyOptions{Forward: TrustedForwarding(loopback)})
+		req, _ := http.NewRequest(http.MethodGet, front.URL+"/", nil)
+		req.Header.Add("X-Forwarded-For", "127.0.0.1")
+		req.Header.Add("X-Forwarded-For", "203.0.113.9")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		h := <-seen
+		if got := h.Values("X-Forwarded-For"); len(got) != 1 || got[0] != "127.0.0.1" {
+			t.Errorf("X-Forwarded-For: got %q, want the peer only", got)
+		}
+	})
 	t.Run("untrusted peer is the client", func(t *testing.T) {
 		never := func(netip.Addr) bool { return false }
 		front := serve(t, pool, ProxyOptions{Forward: TrustedForwarding(never)})
@@ -204,27 +220,52 @@ func TestForwardingHeaders(t *testing.T) {
 	})
 }
 
-func TestPassiveHealthCountsOnly502To504(t *testing.T) {
+// Only connect errors and timeouts count against an instance: no status
+// does (the gateway relays its upstreams' 503s), nor a body the client
+// sent over the cap.
+func TestPassiveHealthCountsOnlyConnectErrorsAndTimeouts(t *testing.T) {
 	var status atomic.Int64
 	status.Store(500)
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(int(status.Load())) }))
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(300 * time.Millisecond)
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(int(status.Load()))
+	}))
 	defer up.Close()
 	other := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	defer other.Close()
 	pool, _ := New("svc", []string{up.URL, other.URL}, Options{Selector: &RoundRobin{}, MaxFails: 2})
-	front := serve(t, pool, ProxyOptions{})
+	capped := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, 16)
+		NewProxy(pool, ProxyOptions{ResponseHeaderTimeout: 100 * time.Millisecond}).ServeHTTP(w, r)
+	})
+	front := httptest.NewServer(capped)
+	defer front.Close()
 	bad := pool.Hosts()[0]
-	for range 10 {
-		call(t, http.MethodGet, front.URL+"/", nil)
+	for _, code := range []int64{500, 502, 503, 504} {
+		status.Store(code)
+		for range 6 {
+			call(t, http.MethodGet, front.URL+"/", nil)
+		}
+		if bad.Ejected() {
+			t.Fatalf("relayed %ds ejected the host", code)
+		}
+	}
+	status.Store(200)
+	for range 6 {
+		if code, m, _ := call(t, http.MethodPost, front.URL+"/", strings.NewReader(strings.Repeat("x", 64))); code != 413 {
+			t.Fatalf("body over the cap: %d %v, want 413", code, m)
+		}
 	}
 	if bad.Ejected() {
-		t.Fatal("plain 500s ejected the host; only 502/503/504 may")
+		t.Fatal("bodies over the cap ejected the host")
 	}
-	status.Store(503)
 	for range 6 {
-		call(t, http.MethodGet, front.URL+"/", nil)
+		call(t, http.MethodGet, front.URL+"/slow", nil)
 	}
 	if !bad.Ejected() {
-		t.Fatal("consecutive 503s did not eject the host")
+		t.Fatal("consecutive timeouts did not eject the host")
 	}
 }

@@ -3,7 +3,7 @@
 // or a DNS name re-resolved periodically, as a Kubernetes headless Service
 // gives one A record per pod), per-instance state in atomics behind a single
 // Available gate, selection policies, active health checks on /readyz and
-// passive ejection on connect errors and 502/503/504, capped so that the
+// passive ejection on connect errors and timeouts, capped so that the
 // last available instance is never ejected.
 //
 // The design follows caddy's modules/caddyhttp/reverseproxy: one Selector
@@ -26,8 +26,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/valyala/fasthttp"
 )
 
 // Host states are bits of Host.state; zero means available. Keeping them in
@@ -50,7 +48,6 @@ type Host struct {
 	ejectedUntil atomic.Int64 // unix nanos
 	checkFails   atomic.Int32 // consecutive failed active checks
 	lastErr      atomic.Pointer[string]
-	fast         atomic.Pointer[fasthttp.HostClient] // Fast's connections, made on first use
 }
 
 func newHost(u *url.URL, spec int) *Host {
@@ -74,6 +71,13 @@ func (h *Host) Addr() string { return h.addr }
 
 // Inflight is the number of requests the host is serving for us now.
 func (h *Host) Inflight() int64 { return h.inflight.Load() }
+
+// Begin counts a request sent to h (for least-requests selection); End
+// counts it finished. A transport calls them around each attempt.
+func (h *Host) Begin() { h.inflight.Add(1) }
+
+// End counts a request to h finished.
+func (h *Host) End() { h.inflight.Add(-1) }
 
 // LastError is the last health failure seen, "" when none.
 func (h *Host) LastError() string {
@@ -108,7 +112,7 @@ type Options struct {
 	// HealthFails consecutive failed checks mark a host unhealthy (default 2);
 	// one passing check marks it healthy again.
 	HealthFails int
-	// MaxFails consecutive 502/503/504 answers or timeouts eject a host
+	// MaxFails consecutive timeouts eject a host
 	// (default 3); a connect error ejects at once.
 	MaxFails int
 	// EjectFor is the first ejection's length (default 10 s); it doubles for
@@ -275,6 +279,9 @@ func New(name string, specs []string, opts Options) (*Pool, error) {
 // Name is the upstream's name.
 func (p *Pool) Name() string { return p.name }
 
+// Logger is the pool's logger, for the transports that use it.
+func (p *Pool) Logger() *slog.Logger { return p.opts.Logger }
+
 // Hosts is the current instance set; do not modify the slice.
 func (p *Pool) Hosts() []*Host { return *p.hosts.Load() }
 
@@ -330,7 +337,7 @@ func (p *Pool) Succeed(h *Host) {
 }
 
 // Fail records a failure of h: a connect error (connect true) ejects it at
-// once, MaxFails consecutive 502/503/504 or timeouts eject it. Ejection is
+// once, MaxFails consecutive timeouts eject it. Ejection is
 // capped: never the last available host, never more than MaxEjectPercent.
 func (p *Pool) Fail(h *Host, connect bool, reason string) {
 	n := h.fails.Add(1)

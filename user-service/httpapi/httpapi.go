@@ -8,13 +8,17 @@ import (
 	"encoding/base64"
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
 	"titanium/platform/apierr"
+	"titanium/platform/clientip"
 	"titanium/platform/jwtauth"
+	"titanium/platform/throttle"
 	"titanium/user-service/users"
 )
 
@@ -27,32 +31,46 @@ const (
 	maxLimit     = 100
 )
 
-// Router is where handlers are registered (a *service.Server or *http.ServeMux).
+// Router is where handlers are registered (a *service.Server): public
+// routes on the service's port, internal ones on their own listener.
 type Router interface {
 	Handle(pattern string, h http.Handler)
+	HandleInternal(pattern string, h http.Handler)
 }
 
 // Handler serves the user API.
 type Handler struct {
-	users  *users.Service
-	jwt    jwtauth.Config
-	logger *slog.Logger
+	users    *users.Service
+	jwt      jwtauth.Config
+	register Registration
+	logger   *slog.Logger
+}
+
+// Registration throttles sign-ups per client address: each one costs a
+// bcrypt hash, which login needs too.
+type Registration struct {
+	// PerIP counts registration attempts per client address (nil: no limit).
+	PerIP *throttle.Limiter
+	// IPs finds the client address behind our own proxies.
+	IPs clientip.Resolver
 }
 
 // New returns the handlers over svc; jwt verifies bearer tokens on changes.
-func New(svc *users.Service, jwt jwtauth.Config, logger *slog.Logger) *Handler {
-	return &Handler{users: svc, jwt: jwt, logger: logger}
+func New(svc *users.Service, jwt jwtauth.Config, reg Registration, logger *slog.Logger) *Handler {
+	return &Handler{users: svc, jwt: jwt, register: reg, logger: logger}
 }
 
 // Routes registers every route on r.
 func (h *Handler) Routes(r Router) {
-	r.Handle("POST /api/users", http.HandlerFunc(h.register))
+	r.Handle("POST /api/users", http.HandlerFunc(h.registerUser))
 	r.Handle("GET /api/users", http.HandlerFunc(h.list))
 	r.Handle("GET /api/users/{id}", http.HandlerFunc(h.get))
 	r.Handle("GET /api/users/by-username/{username}", http.HandlerFunc(h.getByUsername))
 	r.Handle("PATCH /api/users/{id}", http.HandlerFunc(h.update))
-	// Internal: the gateway does not route /internal/*; only auth-service calls it.
-	r.Handle("POST /internal/authenticate", http.HandlerFunc(h.authenticate))
+	// Internal: only auth-service calls it, on the internal listener, which
+	// neither the gateway nor monitoring reaches (the gateway does not route
+	// /internal/* either).
+	r.HandleInternal("POST /internal/authenticate", http.HandlerFunc(h.authenticate))
 }
 
 // writeError is the one place where domain errors become HTTP answers.
@@ -84,7 +102,14 @@ type registerRequest struct {
 	Password string `json:"password"`
 }
 
-func (h *Handler) register(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) registerUser(w http.ResponseWriter, r *http.Request) {
+	if lim := h.register.PerIP; lim != nil {
+		if ok, wait := lim.Take(h.register.IPs.ClientIP(r).String(), time.Now()); !ok {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			h.writeError(w, r, apierr.Errorf(apierr.CodeRateLimited, "too many registrations, retry later"))
+			return
+		}
+	}
 	var req registerRequest
 	if err := apierr.DecodeJSON(w, r, maxBody, &req); err != nil {
 		h.writeError(w, r, err)
@@ -100,8 +125,37 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request) {
 }
 
 type listResponse struct {
-	Items      []users.User `json:"items"`
-	NextCursor string       `json:"next_cursor"`
+	Items      []userView `json:"items"`
+	NextCursor string     `json:"next_cursor"`
+}
+
+// userView is a user as shown to a reader: the e-mail address only to its
+// owner (usernames and ids are public, addresses are personal data).
+type userView struct {
+	ID        int64     `json:"id"`
+	Username  string    `json:"username"`
+	Email     string    `json:"email,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// view shows u to the user with id viewer (0: anonymous).
+func view(u users.User, viewer int64) userView {
+	v := userView{ID: u.ID, Username: u.Username, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+	if viewer != 0 && viewer == u.ID {
+		v.Email = u.Email
+	}
+	return v
+}
+
+// viewer is the id of the user a valid bearer token names, 0 without one.
+// A bad token reads as anonymous: reads are public, only the e-mail is not.
+func (h *Handler) viewer(r *http.Request) int64 {
+	claims, err := h.jwt.Authenticate(r)
+	if err != nil {
+		return 0
+	}
+	return claims.UserID
 }
 
 // Cursors are opaque to clients: the last id of the page, base64url.
@@ -143,7 +197,11 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	resp := listResponse{Items: items}
+	viewer := h.viewer(r)
+	resp := listResponse{Items: make([]userView, len(items))}
+	for i, u := range items {
+		resp.Items[i] = view(u, viewer)
+	}
 	if next > 0 {
 		resp.NextCursor = encodeCursor(next)
 	}
@@ -168,7 +226,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	apierr.WriteJSON(w, http.StatusOK, u)
+	apierr.WriteJSON(w, http.StatusOK, view(u, h.viewer(r)))
 }
 
 func (h *Handler) getByUsername(w http.ResponseWriter, r *http.Request) {
@@ -177,12 +235,15 @@ func (h *Handler) getByUsername(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	apierr.WriteJSON(w, http.StatusOK, u)
+	apierr.WriteJSON(w, http.StatusOK, view(u, h.viewer(r)))
 }
 
 type updateRequest struct {
 	Email    *string `json:"email"`
 	Password *string `json:"password"`
+	// CurrentPassword is required to set a new password (OWASP ASVS
+	// 2.1.6): a stolen token alone must not be a permanent takeover.
+	CurrentPassword *string `json:"current_password"`
 }
 
 func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
@@ -208,6 +269,19 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
 	if err := apierr.DecodeJSON(w, r, maxBody, &req); err != nil {
 		h.writeError(w, r, err)
 		return
+	}
+	if req.Password != nil {
+		if req.CurrentPassword == nil || *req.CurrentPassword == "" {
+			h.writeError(w, r, apierr.Invalid("current_password", "current_password is required to change the password"))
+			return
+		}
+		if err := h.users.CheckPassword(r.Context(), id, *req.CurrentPassword); err != nil {
+			if errors.Is(err, users.ErrBadCredentials) {
+				err = &apierr.Error{Code: apierr.CodeForbidden, Message: "current_password is wrong", Field: "current_password"}
+			}
+			h.writeError(w, r, err)
+			return
+		}
 	}
 	u, err := h.users.Update(r.Context(), id, req.Email, req.Password)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"titanium/platform/jwtauth"
 	"titanium/platform/service"
 	"titanium/platform/sqlitedb"
+	"titanium/platform/throttle"
 	"titanium/user-service/cache"
 	"titanium/user-service/internal/redistest"
 	"titanium/user-service/password"
@@ -36,14 +37,16 @@ var testJWT = jwtauth.Config{
 }
 
 type env struct {
-	handler http.Handler
-	cache   *cache.Cache
-	svc     *users.Service
+	handler  http.Handler
+	internal http.Handler // the internal listener's routes
+	cache    *cache.Cache
+	svc      *users.Service
+	reg      Registration
 }
 
 // newEnv wires the real service: SQLite in a temp dir, the given Redis
 // ("" for none), bcrypt at the given cost.
-func newEnv(tb testing.TB, redisAddr string, cost int) *env {
+func newEnv(tb testing.TB, redisAddr string, cost int, reg ...Registration) *env {
 	tb.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cache.RouteLibraryLogs(logger)
@@ -57,6 +60,9 @@ func newEnv(tb testing.TB, redisAddr string, cost int) *env {
 		tb.Fatal(err)
 	}
 	e := &env{}
+	if len(reg) > 0 {
+		e.reg = reg[0]
+	}
 	var c users.Cache
 	if redisAddr != "" {
 		e.cache = cache.New(cache.Config{Addr: redisAddr, TTL: time.Minute}, logger)
@@ -65,8 +71,10 @@ func newEnv(tb testing.TB, redisAddr string, cost int) *env {
 	}
 	e.svc = users.NewService(st, c, hasher, logger)
 	srv := service.New("user-service", service.Config{Instance: "test"}, logger)
-	New(e.svc, testJWT, logger).Routes(srv)
+	srv.SetInternal("127.0.0.1:0")
+	New(e.svc, testJWT, e.reg, logger).Routes(srv)
 	e.handler = srv.Handler()
+	e.internal = srv.InternalHandler()
 	return e
 }
 
@@ -94,8 +102,36 @@ func (e *env) do(method, path, body string, headers ...string) response {
 		req.Header.Set(headers[i], headers[i+1])
 	}
 	rec := httptest.NewRecorder()
-	e.handler.ServeHTTP(rec, req)
+	h := e.handler
+	if strings.HasPrefix(path, "/internal/") {
+		h = e.internal // as auth-service calls it: on the internal listener
+	}
+	h.ServeHTTP(rec, req)
 	return response{rec.Code, rec.Header(), rec.Body.Bytes()}
+}
+
+// The internal authenticate call is not on the public port (which
+// monitoring reaches for /metrics), and the internal listener serves
+// nothing else.
+func TestInternalRoutesOnTheirOwnListener(t *testing.T) {
+	e := newEnv(t, "", bcrypt.MinCost)
+	register(t, e, "alice")
+	body := `{"username":"alice","password":"password-alice"}`
+	rec := httptest.NewRecorder()
+	e.handler.ServeHTTP(rec, httptest.NewRequest("POST", "/internal/authenticate", strings.NewReader(body)))
+	if rec.Code != http.StatusNotFound && rec.Code != http.StatusMethodNotAllowed {
+		t.Errorf("public port, /internal/authenticate: %d %s, want 404", rec.Code, rec.Body)
+	}
+	if r := e.do("POST", "/internal/authenticate", body); r.status != 200 {
+		t.Errorf("internal listener, /internal/authenticate: %d %s, want 200", r.status, r.body)
+	}
+	for _, path := range []string{"/metrics", "/stats", "/api/users"} {
+		rec := httptest.NewRecorder()
+		e.internal.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != http.StatusNotFound {
+			t.Errorf("internal listener, GET %s: %d, want 404", path, rec.Code)
+		}
+	}
 }
 
 func register(t *testing.T, e *env, name string) map[string]any {
@@ -220,6 +256,44 @@ func TestReadsAndList(t *testing.T) {
 	}
 }
 
+// An e-mail address is shown to its owner only: not without a token, not
+// with a bad one, not to another user, in the list and single reads alike.
+func TestEmailOnlyForItsOwner(t *testing.T) {
+	e := newEnv(t, "", bcrypt.MinCost)
+	register(t, e, "alice")
+	register(t, e, "bob")
+	alice, bob := bearer(t, 1, "alice"), bearer(t, 2, "bob")
+	for _, path := range []string{"/api/users/1", "/api/users/by-username/alice"} {
+		for _, tt := range []struct {
+			name, auth, want string
+		}{
+			{"anonymous", "", ""},
+			{"bad token", "Bearer abc.def.ghi", ""},
+			{"another user", bob, ""},
+			{"the owner", alice, "alice@example.com"},
+		} {
+			var hdr []string
+			if tt.auth != "" {
+				hdr = []string{"Authorization", tt.auth}
+			}
+			res := e.do("GET", path, "", hdr...)
+			m := res.json(t)
+			if got, _ := m["email"].(string); res.status != 200 || got != tt.want {
+				t.Errorf("GET %s as %s: %d email %q, want %q", path, tt.name, res.status, got, tt.want)
+			}
+		}
+	}
+	var page struct {
+		Items []map[string]any `json:"items"`
+	}
+	if err := json.Unmarshal(e.do("GET", "/api/users", "", "Authorization", alice).body, &page); err != nil || len(page.Items) != 2 {
+		t.Fatalf("list: %v %v", err, page)
+	}
+	if page.Items[0]["email"] != "alice@example.com" || page.Items[1]["email"] != nil {
+		t.Errorf("list as alice: %v, want her e-mail only", page.Items)
+	}
+}
+
 func bearer(t *testing.T, id int64, name string) string {
 	t.Helper()
 	tok, _, err := testJWT.Issue(name, id, time.Now())
@@ -252,7 +326,10 @@ func TestUpdate(t *testing.T) {
 		{"bad email", bearer(t, 1, "alice"), "/api/users/1", `{"email":"nope"}`, 400},
 		{"taken email", bearer(t, 1, "alice"), "/api/users/1", `{"email":"bob@example.com"}`, 409},
 		{"too long password", bearer(t, 1, "alice"), "/api/users/1", `{"password":"` + strings.Repeat("x", 100) + `"}`, 400},
-		{"own account", bearer(t, 1, "alice"), "/api/users/1", `{"email":"a2@example.com","password":"new-password"}`, 200},
+		{"new password without the current one", bearer(t, 1, "alice"), "/api/users/1", `{"password":"new-password"}`, 400},
+		{"new password, current one empty", bearer(t, 1, "alice"), "/api/users/1", `{"password":"new-password","current_password":""}`, 400},
+		{"new password, current one wrong", bearer(t, 1, "alice"), "/api/users/1", `{"password":"new-password","current_password":"guess-1234"}`, 403},
+		{"own account", bearer(t, 1, "alice"), "/api/users/1", `{"email":"a2@example.com","password":"new-password","current_password":"password-alice"}`, 200},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -268,7 +345,7 @@ func TestUpdate(t *testing.T) {
 		})
 	}
 	for _, path := range []string{"/api/users/1", "/api/users/by-username/alice"} {
-		if got := e.do("GET", path, "").json(t)["email"]; got != "a2@example.com" {
+		if got := e.do("GET", path, "", "Authorization", bearer(t, 1, "alice")).json(t)["email"]; got != "a2@example.com" {
 			t.Errorf("GET %s after update: email %v, want a2@example.com (stale cache?)", path, got)
 		}
 	}
@@ -368,4 +445,40 @@ func FuzzAuthenticate(f *testing.F) {
 	}
 	e := newEnv(f, "", bcrypt.MinCost)
 	f.Fuzz(func(t *testing.T, body []byte) { fuzzBody(t, e, "POST", "/internal/authenticate", body) })
+}
+
+// Registrations are throttled per client address, and a taken username is
+// refused before any bcrypt hash, so that replaying one costs nothing.
+func TestRegistrationThrottleAndCheapDuplicates(t *testing.T) {
+	e := newEnv(t, "", 8, Registration{PerIP: throttle.New(1, 3, 100)})
+	body := func(name string) string {
+		return fmt.Sprintf(`{"username":%q,"email":"%s@example.com","password":"password-%s"}`, name, name, name)
+	}
+	start := time.Now()
+	if r := e.do("POST", "/api/users", body("alice")); r.status != 201 {
+		t.Fatalf("register: %d %s", r.status, r.body)
+	}
+	hashed := time.Since(start)
+	start = time.Now()
+	if r := e.do("POST", "/api/users", body("ALICE")); r.status != 409 {
+		t.Fatalf("taken name: %d %s, want 409", r.status, r.body)
+	}
+	if d := time.Since(start); d > hashed/4 {
+		t.Errorf("taken name answered in %v, a registration with its hash took %v: the hash came first", d, hashed)
+	}
+	if r := e.do("POST", "/api/users", body("bob")); r.status != 201 {
+		t.Fatalf("third registration: %d %s", r.status, r.body)
+	}
+	r := e.do("POST", "/api/users", body("carol"))
+	if r.status != 429 || r.header.Get("Retry-After") == "" || r.json(t)["code"] != "rate_limited" {
+		t.Fatalf("fourth registration from one address: %d %s, want 429 with Retry-After", r.status, r.body)
+	}
+	req := httptest.NewRequest("POST", "/api/users", strings.NewReader(body("carol")))
+	req.Header.Set("Content-Type", "application/json")
+	req.RemoteAddr = "203.0.113.5:4000"
+	rec := httptest.NewRecorder()
+	e.handler.ServeHTTP(rec, req)
+	if rec.Code != 201 {
+		t.Errorf("registration from another address: %d %s, want 201", rec.Code, rec.Body)
+	}
 }

@@ -88,6 +88,15 @@ func (s *Service) Register(ctx context.Context, username, email, password string
 	if err := ValidatePassword(password); err != nil {
 		return User{}, err
 	}
+	// A taken name is refused before the hash: replaying one must not cost
+	// a bcrypt each time (hashing is bounded, and login needs it too). The
+	// store's unique index still decides a race between two registrations.
+	switch _, err := s.store.ByUsername(ctx, username); {
+	case err == nil:
+		return User{}, ErrUsernameTaken
+	case !errors.Is(err, ErrNotFound):
+		return User{}, err
+	}
 	hash, err := s.hasher.Hash(ctx, password)
 	if err != nil {
 		return User{}, err
@@ -177,6 +186,26 @@ func (s *Service) Update(ctx context.Context, id int64, email, password *string)
 	// durable, so the cache must not keep the old value.
 	s.cache.Invalidate(context.WithoutCancel(ctx), idKey(u.ID), nameKey(u.Username))
 	return u, nil
+}
+
+// CheckPassword checks password against the stored hash of user id:
+// ErrBadCredentials when it does not match, ErrNotFound without the user.
+func (s *Service) CheckPassword(ctx context.Context, id int64, password string) error {
+	if password == "" || len(password) > MaxPasswordBytes {
+		return ErrBadCredentials
+	}
+	rec, err := s.store.ByID(ctx, id)
+	if err != nil {
+		return err
+	}
+	ok, err := s.hasher.Verify(ctx, rec.PasswordHash, password)
+	if err != nil {
+		return err
+	}
+	if !ok || rec.PasswordHash == "" {
+		return ErrBadCredentials
+	}
+	return nil
 }
 
 // Authenticate checks a username and password. Unknown users and wrong

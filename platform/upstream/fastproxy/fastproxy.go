@@ -1,4 +1,9 @@
-package upstream
+// Package fastproxy is the load balancer's fasthttp transport beneath the
+// forwarding policy of package upstream: requests already parsed by a
+// fasthttp server go to a pool's instances over pooled HTTP/1.1
+// connections, in the calling goroutine. It lives apart from upstream so
+// that services which only use the net/http proxy do not link fasthttp.
+package fastproxy
 
 import (
 	"bytes"
@@ -6,16 +11,20 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"net/http"
+	"net/netip"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"titanium/platform/apierr"
+	"titanium/platform/clientip"
+	"titanium/platform/upstream"
 )
 
-// FastOptions configure NewFast. Zero values take the defaults below.
-type FastOptions struct {
+// Options configure New. Zero values take the defaults below.
+type Options struct {
 	// Timeout bounds one exchange with an instance: connect, request,
 	// response headers and body (default 5 s).
 	Timeout time.Duration
@@ -37,22 +46,31 @@ type FastOptions struct {
 	Retry bool
 	// Logger receives upstream errors (default: the pool's).
 	Logger *slog.Logger
+	// Trusted are TLS-terminating proxies in front of the edge (see
+	// EdgeBehind); none by default: the peer is the client.
+	Trusted clientip.Resolver
 }
 
-// Fast forwards requests already parsed by a fasthttp server to a pool's
+// Forwarder forwards requests already parsed by a fasthttp server to a pool's
 // instances over pooled HTTP/1.1 connections, in the calling goroutine:
 // no per-request goroutine hand-offs, no header maps. It keeps NewProxy's
 // contract: instance selection, passive health, the one safe retry, JSON
 // 502/504 answers and edge forwarding headers.
-type Fast struct {
-	pool   *Pool
-	o      FastOptions
+type Forwarder struct {
+	pool   *upstream.Pool
+	o      Options
 	logger *slog.Logger
 	dialer net.Dialer
+
+	// clients are the connection pools by instance, made on first use and
+	// replaced copy-on-write, so that the request path reads them with one
+	// atomic load and a map lookup.
+	mu      sync.Mutex
+	clients atomic.Pointer[map[*upstream.Host]*fasthttp.HostClient]
 }
 
-// NewFast returns a fast forwarder to pool's instances.
-func NewFast(pool *Pool, o FastOptions) *Fast {
+// New returns a forwarder to pool's instances.
+func New(pool *upstream.Pool, o Options) *Forwarder {
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Second
 	}
@@ -69,20 +87,29 @@ func NewFast(pool *Pool, o FastOptions) *Fast {
 		o.MaxResponseBodySize = 64 << 20
 	}
 	if o.Logger == nil {
-		o.Logger = pool.opts.Logger
+		o.Logger = pool.Logger()
 	}
-	return &Fast{pool: pool, o: o, logger: o.Logger, dialer: net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}}
+	f := &Forwarder{pool: pool, o: o, logger: o.Logger, dialer: net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}}
+	f.clients.Store(&map[*upstream.Host]*fasthttp.HostClient{})
+	return f
 }
 
-// client is h's connection pool, made on first use. A host dropped from the
-// pool (DNS change) takes its client with it: idle connections close after
-// IdleConnTimeout and the client's cleaner goroutine then ends.
-func (f *Fast) client(h *Host) *fasthttp.HostClient {
-	if c := h.fast.Load(); c != nil {
+// client is h's connection pool, made on first use. Clients of hosts gone
+// from the pool (a DNS change) are dropped when the next one is made; their
+// idle connections close after IdleConnTimeout and their cleaner goroutine
+// then ends.
+func (f *Forwarder) client(h *upstream.Host) *fasthttp.HostClient {
+	if c, ok := (*f.clients.Load())[h]; ok {
+		return c
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	old := *f.clients.Load()
+	if c, ok := old[h]; ok {
 		return c
 	}
 	c := &fasthttp.HostClient{
-		Addr:                      h.addr,
+		Addr:                      h.Addr(),
 		Dial:                      f.dial,
 		MaxConns:                  f.o.MaxConnsPerHost,
 		MaxConnWaitTimeout:        f.o.Timeout,
@@ -93,13 +120,18 @@ func (f *Fast) client(h *Host) *fasthttp.HostClient {
 		NoDefaultUserAgentHeader:  true,
 		ConnPoolStrategy:          fasthttp.LIFO, // warm connections first; the rest idle out
 	}
-	if h.fast.CompareAndSwap(nil, c) {
-		return c
+	next := make(map[*upstream.Host]*fasthttp.HostClient, len(old)+1)
+	for _, live := range f.pool.Hosts() {
+		if lc, ok := old[live]; ok {
+			next[live] = lc
+		}
 	}
-	return h.fast.Load()
+	next[h] = c
+	f.clients.Store(&next)
+	return c
 }
 
-func (f *Fast) dial(addr string) (net.Conn, error) {
+func (f *Forwarder) dial(addr string) (net.Conn, error) {
 	c, err := f.dialer.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -116,12 +148,16 @@ const maxStaleRetries = 2
 // fasthttp's own fields and handled by it.
 var hopHeaders = []string{"Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Upgrade"}
 
+// forwardingHeaders are the client-address headers an edge replaces: every
+// copy a client sent is removed before the edge writes its own.
+var forwardingHeaders = []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip"}
+
 // Forward sends ctx's request to an instance and puts the answer, or a JSON
 // error, in ctx's response; it returns the status written. The request is
 // modified in place: the forwarding headers become the edge's own (whatever
 // the client sent in X-Forwarded-* and X-Real-Ip is replaced) and hop-by-hop
 // headers go. The caller must have refused upgrades.
-func (f *Fast) Forward(ctx *fasthttp.RequestCtx) int {
+func (f *Forwarder) Forward(ctx *fasthttp.RequestCtx) int {
 	req := &ctx.Request
 	closeAfter := req.Header.ConnectionClose() // also true for an HTTP/1.0 client without keep-alive
 	req.Header.ResetConnectionClose()
@@ -135,12 +171,17 @@ func (f *Fast) Forward(ctx *fasthttp.RequestCtx) int {
 	stripHop(&req.Header)
 	// The body is already read whole (the server answered any 100-continue).
 	req.Header.Del("Expect")
-	ip := ctx.RemoteIP().String()
-	req.Header.Set("X-Forwarded-For", ip)
-	req.Header.Set("X-Real-Ip", ip)
+	e := f.edge(ctx)
+	// Del removes every copy of a header, Set only the first: a client's
+	// second X-Forwarded-For line would otherwise reach the gateway next to
+	// ours and pass for the client address.
+	for _, k := range forwardingHeaders {
+		req.Header.Del(k)
+	}
+	req.Header.Set("X-Forwarded-For", e.Client)
+	req.Header.Set("X-Real-Ip", e.Client)
 	req.Header.SetBytesV("X-Forwarded-Host", req.Header.Host())
-	req.Header.Set("X-Forwarded-Proto", "http")
-	req.Header.Del("Forwarded")
+	req.Header.Set("X-Forwarded-Proto", e.Proto)
 
 	status := f.forward(ctx)
 	resp := &ctx.Response
@@ -151,13 +192,30 @@ func (f *Fast) Forward(ctx *fasthttp.RequestCtx) int {
 	return status
 }
 
-func (f *Fast) forward(ctx *fasthttp.RequestCtx) int {
+// edge applies the shared forwarding policy (Edge) to ctx's request.
+func (f *Forwarder) edge(ctx *fasthttp.RequestCtx) upstream.EdgeHeaders {
+	peer, _ := netip.AddrFromSlice(ctx.RemoteIP())
+	if len(f.o.Trusted.Trusted) == 0 {
+		return upstream.EdgeHeaders{Client: peer.Unmap().String(), Proto: "http"}
+	}
+	values := func(k string) []string {
+		var out []string
+		for _, v := range ctx.Request.Header.PeekAll(k) {
+			out = append(out, string(v))
+		}
+		return out
+	}
+	return upstream.Edge(peer, values("X-Forwarded-For"), values("X-Forwarded-Proto"), f.o.Trusted)
+}
+
+func (f *Forwarder) forward(ctx *fasthttp.RequestCtx) int {
 	req, resp := &ctx.Request, &ctx.Response
 	h := f.pool.Select(nil)
 	if h == nil {
-		return f.fail(ctx, errNoInstance)
+		return f.fail(ctx, upstream.ErrNoInstance)
 	}
-	err := f.try(h, req, resp)
+	noHost := len(req.Header.Host()) == 0
+	err := f.try(h, req, resp, noHost)
 	// Connections the instance closed while idle: the request was not
 	// written, so it goes again whatever its method, on another instance
 	// when there is one (the instance is likely shutting down).
@@ -167,20 +225,20 @@ func (f *Fast) forward(ctx *fasthttp.RequestCtx) int {
 		if other := f.pool.SelectOther(nil, h); other != nil {
 			h = other
 		}
-		err = f.try(h, req, resp)
+		err = f.try(h, req, resp, noHost)
 	}
 	// A failed connect sent nothing: any method may go elsewhere. A
 	// connection lost before an answer may have delivered the request:
 	// only idempotent methods go again.
-	if err != nil && f.o.Retry && (isDialError(err) || retryableFast(req) && isConnLostFast(err)) {
+	if err != nil && f.o.Retry && (upstream.IsDialError(err) || retryableFast(req) && isConnLostFast(err)) {
 		other := f.pool.SelectOther(nil, h)
-		if other == nil && !isDialError(err) {
+		if other == nil && !upstream.IsDialError(err) {
 			// One instance whose pooled connection had closed under us: a
 			// fresh connection to it is the retry.
 			other = h
 		}
 		if other != nil {
-			err = f.try(other, req, resp)
+			err = f.try(other, req, resp, noHost)
 		}
 	}
 	if err != nil {
@@ -190,18 +248,26 @@ func (f *Fast) forward(ctx *fasthttp.RequestCtx) int {
 	return resp.StatusCode()
 }
 
-func (f *Fast) try(h *Host, req *fasthttp.Request, resp *fasthttp.Response) error {
-	h.inflight.Add(1)
+func (f *Forwarder) try(h *upstream.Host, req *fasthttp.Request, resp *fasthttp.Response, noHost bool) error {
+	if noHost {
+		// An HTTP/1.0 request may come without Host; the upstream
+		// connection is HTTP/1.1, which requires one. net/http's transport
+		// sends the instance's address then, and so does this.
+		req.SetHost(h.Addr())
+		req.Header.SetHost(h.Addr())
+	}
+	h.Begin()
 	err := f.client(h).DoTimeout(req, resp, f.o.Timeout)
-	h.inflight.Add(-1)
-	switch code := resp.StatusCode(); {
+	h.End()
+	switch {
 	case errors.Is(err, errStaleConn):
 		// Not an exchange that failed: the connection was closed while idle.
 	case err != nil:
-		f.pool.Fail(h, isDialError(err), err.Error())
-	case code == http.StatusBadGateway, code == http.StatusServiceUnavailable, code == http.StatusGatewayTimeout:
-		f.pool.Fail(h, false, http.StatusText(code))
+		if upstream.IsDialError(err) || errors.Is(err, fasthttp.ErrTimeout) || upstream.IsTimeout(err) {
+			f.pool.Fail(h, upstream.IsDialError(err), err.Error())
+		}
 	default:
+		// Any status is an answer (see ejects).
 		f.pool.Succeed(h)
 	}
 	return err
@@ -218,26 +284,26 @@ func retryableFast(req *fasthttp.Request) bool {
 // isConnLostFast is isConnLost plus fasthttp's own word for a connection
 // closed before the first response byte.
 func isConnLostFast(err error) bool {
-	return errors.Is(err, fasthttp.ErrConnectionClosed) || isConnLost(err)
+	return errors.Is(err, fasthttp.ErrConnectionClosed) || upstream.IsConnLost(err)
 }
 
 func isTimeoutFast(err error) bool {
-	return errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, fasthttp.ErrNoFreeConns) || isTimeout(err)
+	return errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, fasthttp.ErrNoFreeConns) || upstream.IsTimeout(err)
 }
 
-func (f *Fast) fail(ctx *fasthttp.RequestCtx, err error) int {
+func (f *Forwarder) fail(ctx *fasthttp.RequestCtx, err error) int {
 	path := string(ctx.Path())
 	if isTimeoutFast(err) {
-		f.logger.Warn("upstream timed out", "upstream", f.pool.name, "path", path, "err", err)
-		return WriteFastError(ctx, apierr.CodeGatewayTimeout, f.pool.name+" did not answer in time")
+		f.logger.Warn("upstream timed out", "upstream", f.pool.Name(), "path", path, "err", err)
+		return WriteError(ctx, apierr.CodeGatewayTimeout, f.pool.Name()+" did not answer in time")
 	}
-	f.logger.Warn("upstream unavailable", "upstream", f.pool.name, "path", path, "err", err)
-	return WriteFastError(ctx, apierr.CodeBadGateway, f.pool.name+" is unavailable")
+	f.logger.Warn("upstream unavailable", "upstream", f.pool.Name(), "path", path, "err", err)
+	return WriteError(ctx, apierr.CodeBadGateway, f.pool.Name()+" is unavailable")
 }
 
-// WriteFastError replaces ctx's response with our JSON error for code and
+// WriteError replaces ctx's response with our JSON error for code and
 // returns its status.
-func WriteFastError(ctx *fasthttp.RequestCtx, code, message string) int {
+func WriteError(ctx *fasthttp.RequestCtx, code, message string) int {
 	status := apierr.StatusOf(code)
 	body, _ := json.Marshal(&apierr.Error{Code: code, Message: message})
 	resp := &ctx.Response

@@ -1,6 +1,6 @@
 //go:build !(linux || darwin || freebsd)
 
-package upstream
+package fastproxy
 
 import "syscall"
 
