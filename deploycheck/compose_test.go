@@ -173,12 +173,19 @@ func checkComposeURLs(t *testing.T, p *types.Project, key, value string) {
 		if host != target {
 			t.Errorf("%s: %q reaches %q, want %s", key, raw, host, target)
 		}
-		want := 6379
+		// The ports the target listens on: redis's, or the service's
+		// LISTEN_ADDR and, for user-service, its INTERNAL_ADDR.
+		want := []int{6379}
 		if s, ok := serviceNamed(target); ok {
-			want = s.Port
+			want = []int{s.Port}
+			if c, ok := p.Services[host]; ok {
+				if v := c.Environment["INTERNAL_ADDR"]; v != nil {
+					want = append(want, listenPort(*v))
+				}
+			}
 		}
-		if _, ok := p.Services[host]; !ok || port != want {
-			t.Errorf("%s: %q: want compose service %s on port %d", key, raw, target, want)
+		if _, ok := p.Services[host]; !ok || !slices.Contains(want, port) {
+			t.Errorf("%s: %q: want compose service %s on port %v", key, raw, target, want)
 		}
 	}
 }
