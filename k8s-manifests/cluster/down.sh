@@ -17,7 +17,7 @@ set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-crictl() { "$CRICTL" --runtime-endpoint "unix://$CONTAINERD_SOCK" --timeout 30s "$@"; }
+crictl() { "$CRICTL" --config "$VAR/crictl.yaml" --timeout 30s "$@"; }
 
 remove_pods() {
   proc_alive containerd || return 0
@@ -46,7 +46,7 @@ remove_iptables_chains() {
     for table in filter nat mangle raw; do
       "$ipt" -t "$table" -S >/dev/null 2>&1 || continue
       # Rules jumping to our chains, from any chain, deleted one by one.
-      "$ipt" -t "$table" -S | grep -E -- '^-A .* -j (KUBE-|CNI-)' | while read -r rule; do
+      "$ipt" -t "$table" -S | { grep -E -- '^-A .* -j (KUBE-|CNI-)' || true; } | while read -r rule; do
         eval "$ipt -t $table ${rule/-A/-D}" 2>/dev/null || true
       done
       for chain in $("$ipt" -t "$table" -S | awk '$1 == "-N" && $2 ~ /^(KUBE-|CNI-)/ { print $2 }'); do

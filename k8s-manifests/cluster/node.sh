@@ -61,6 +61,7 @@ prepare_host() {
     chmod 0777 "$VAR/volumes/pv-$i"
   done
   printf 'nameserver %s\n' "$DNS_IP" >"$VAR/resolv.conf"
+  printf 'runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\ntimeout: 30\n' "$CONTAINERD_SOCK" "$CONTAINERD_SOCK" >"$VAR/crictl.yaml"
   render 10-titanium.conflist >"$VAR/cni/net.d/10-titanium.conflist"
   render containerd.toml >"$VAR/containerd.toml"
   local host
@@ -99,7 +100,7 @@ start_containerd() {
   if ! proc_alive containerd; then
     start_proc containerd containerd --config "$VAR/containerd.toml"
   fi
-  wait_proc_ready containerd 30 "$CRICTL" --runtime-endpoint "unix://$CONTAINERD_SOCK" --timeout 2s info
+  wait_proc_ready containerd 30 "$CRICTL" --config "$VAR/crictl.yaml" --timeout 2s info
 }
 
 start_etcd() {
