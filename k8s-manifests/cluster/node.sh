@@ -122,6 +122,7 @@ start_apiserver() {
       --client-ca-file="$PKI/ca.crt" --token-auth-file="$PKI/tokens.csv" \
       --kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt" \
       --kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
+      --kubelet-preferred-address-types=InternalIP \
       --authorization-mode=Node,RBAC \
       --enable-admission-plugins=NodeRestriction \
       --service-cluster-ip-range="$SERVICE_CIDR" \
