@@ -40,6 +40,10 @@ on_exit() {
   exit "$rc"
 }
 
+stats_healthy() {
+  curl -fsS --max-time 2 "$NODEPORT_URL/stats" | jq -e '.status == "HEALTHY"' >/dev/null
+}
+
 wait_node_ready() {
   wait_for 60 "node registered" k get node "$NODE_NAME" || die "node $NODE_NAME never registered (log: $LOGS/kubelet.log)"
   k wait --for=condition=Ready "node/$NODE_NAME" --timeout=90s >/dev/null
@@ -116,6 +120,10 @@ main() {
   k -n "$NAMESPACE" wait --for=condition=Available deployment --all --timeout=300s >/dev/null
   wait_for 60 "$NODEPORT_URL/readyz" curl -fsS --max-time 2 "$NODEPORT_URL/readyz" ||
     die "NodePort 30700 does not answer on 127.0.0.1"
+  # Ready pods are not yet a ready stack: the load balancers find the other
+  # services through DNS (cached up to 30 s by CoreDNS). Done when /stats
+  # says HEALTHY, every service ONLINE.
+  wait_for 120 "/stats HEALTHY" stats_healthy || die "$NODEPORT_URL/stats not HEALTHY within 120 s"
   ok
   k -n "$NAMESPACE" get deployments
   echo "cluster up in $(secs "$run_start"): KUBECONFIG=$KUBECONFIG_FILE, $NODEPORT_URL"
