@@ -10,7 +10,7 @@ UNIT_MODULES = $(filter-out titanium/e2e/...,$(MODULES))
 GOFILES = $(shell git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './dashboard-ui/node_modules/*')
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all run build deps test vet fmt-check unit e2e fuzz lint bench reliability k8s-verify base-images compose-e2e clean
+.PHONY: all run build deps test vet fmt-check unit e2e fuzz lint bench reliability k8s-verify base-images compose-e2e cluster-up cluster-down cluster-e2e clean
 
 all: build
 
@@ -76,6 +76,20 @@ base-images:
 ## compose-e2e: the stack under docker-compose v1 and v2, proven through :7100
 compose-e2e:
 	bash containers/compose-e2e.sh
+
+## cluster-up: a single-node Kubernetes cluster on this machine (root, Linux),
+## the local overlay deployed by skaffold; kubeconfig .cluster/kubeconfig,
+## the stack on http://127.0.0.1:30700. See docs/deployment.md.
+cluster-up:
+	bash k8s-manifests/cluster/up.sh
+
+## cluster-down: stop and remove everything cluster-up made (safe to repeat)
+cluster-down:
+	bash k8s-manifests/cluster/down.sh
+
+## cluster-e2e: cluster-up, the cluster tests (e2e/cluster), cluster-down
+cluster-e2e:
+	bash k8s-manifests/cluster/e2e.sh
 
 clean:
 	rm -rf bin data bench/out

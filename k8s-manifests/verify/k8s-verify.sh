@@ -17,7 +17,8 @@
 #   K8S_VERIFY_OVERLAYS  space-separated overlay dirs (default: every dir in
 #                        k8s-manifests/overlays that holds a kustomization)
 #   K8S_VERIFY_CACHE     where the built binaries live (default:
-#                        ${XDG_CACHE_HOME:-$HOME/.cache}/titanium/kube-apiserver-v1.33.5)
+#                        ${XDG_CACHE_HOME:-$HOME/.cache}/titanium/kubernetes-v1.33.5,
+#                        shared with make cluster-up)
 #   K8S_VERIFY_KEEP=1    keep the temp dir (logs, rendered manifests) on exit
 # Functions run through check() and the EXIT trap look unreachable to shellcheck.
 # shellcheck disable=SC2317
@@ -29,11 +30,11 @@ readonly K8S_MAJOR=1 K8S_MINOR=33
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 readonly here root
-readonly tools_mod=$here/apiserver
+readonly tools_mod=$here/kubernetes
 readonly fixture_overlays=$here/testdata/fixture/overlays
 readonly broken_dir=$here/testdata/broken
 readonly broken_ns=titanium-verify-broken
-cache=${K8S_VERIFY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/titanium/kube-apiserver-$K8S_VERSION}
+cache=${K8S_VERIFY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/titanium/kubernetes-$K8S_VERSION}
 
 # ---------------------------------------------------------------- output
 
@@ -209,42 +210,32 @@ ensure_packages() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# build_tools builds kube-apiserver and kubectl from the tools module into the
-# cache, unless binaries built from the same go.mod, go.sum, flags and Go
-# version are already there. The version ldflags matter: without them the
-# server reports v0.0.0-master and kubectl cannot parse it.
-build_tools() {
-  local ldflags stamp tmp pkg
-  ldflags="-s -w"
+# kube_ldflags prints the version ldflags of the Kubernetes binaries. They
+# matter: without them the server reports v0.0.0-master and kubectl cannot
+# parse it.
+kube_ldflags() {
+  local ldflags="-s -w" pkg
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldflags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=$K8S_MAJOR"
     ldflags+=" -X $pkg.gitMinor=$K8S_MINOR -X $pkg.gitTreeState=clean"
   done
-  stamp=$({ cat "$tools_mod/go.mod" "$tools_mod/go.sum"; echo "$ldflags"; go version; } | sha256sum | cut -c1-32)
+  echo "$ldflags"
+}
+
+# build_tools builds kube-apiserver and kubectl from the tools module into the
+# cache through build-tool.sh, which the cluster (make cluster-up) shares:
+# whichever runs first builds, the other reuses.
+build_tools() {
   KUBE_APISERVER=$cache/kube-apiserver
   KUBECTL=$cache/kubectl
-  mkdir -p "$cache"
-  exec 9>"$cache/.lock"
-  flock 9 # one build at a time per machine; later runs reuse it
-  if [[ -x $KUBE_APISERVER && -x $KUBECTL && $(cat "$cache/stamp" 2>/dev/null) == "$stamp" ]]; then
-    exec 9>&-
-    ok "cached in $cache"
-    return 0
+  note "kube-apiserver and kubectl $K8S_VERSION (cold: ~13 min on 2 cores, ~3 GB of Go caches)"
+  local out
+  if ! out=$("$here/build-tool.sh" "$cache" "$tools_mod" "$(kube_ldflags)" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl 2>&1); then
+    indent <<<"$out"
+    die "building kube-apiserver failed"
   fi
-  note "building kube-apiserver and kubectl $K8S_VERSION (cold: ~13 min on 2 cores, ~3 GB of Go caches), log: $cache/build.log"
-  tmp=$(mktemp -d "$cache/.build.XXXXXX")
-  if ! (cd "$tools_mod" && GOWORK=off GOFLAGS="-mod=mod -buildvcs=false" \
-    go build -trimpath -ldflags "$ldflags" -o "$tmp/" \
-      k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl) >"$cache/build.log" 2>&1; then
-    rm -rf "$tmp"
-    tail -n 30 "$cache/build.log" | indent
-    die "building kube-apiserver failed (full log: $cache/build.log)"
-  fi
-  mv -f "$tmp/kube-apiserver" "$tmp/kubectl" "$cache/"
-  rm -rf "$tmp"
-  echo "$stamp" >"$cache/stamp"
-  exec 9>&-
-  ok "built into $cache"
+  ok "$(tail -n 1 <<<"$out")"
 }
 
 # ---------------------------------------------------------------- servers
