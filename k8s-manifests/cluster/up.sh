@@ -77,7 +77,12 @@ main() {
   ok
   bash "$here/build.sh"
 
-  step "docker"
+  step "docker and the base images"
+  # The same engine start (dockerd when none answers) and base images as
+  # make compose-e2e, so make cluster-up also works on a fresh machine.
+  # A fresh bash: engine.sh sets DOCKER, which lib.sh holds read-only.
+  bash -c 'source "$1/containers/engine.sh" && engine_up && bash "$1/containers/base-images.sh"' _ "$repo_root" ||
+    die "no Docker engine, or the base images could not be made (containers/base-images.sh)"
   "$DOCKER" info >/dev/null 2>&1 || die "the docker daemon does not answer ($DOCKER info); start dockerd first"
   ok "$("$DOCKER" version -f 'server {{.Server.Version}}')"
 
