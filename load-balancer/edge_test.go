@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -332,6 +333,48 @@ func TestEdgeReusesUpstreamConnections(t *testing.T) {
 			}
 			if n := conns.Load(); n > 2 {
 				t.Errorf("100 sequential requests opened %d upstream connections, want 1", n)
+			}
+		})
+	}
+}
+
+// A request whose connect failed never reached an instance, so every path
+// sends it once more to another instance whatever its method: a POST meets
+// a dead instance and still lands, exactly once, with its body.
+func TestEdgePostRetriedAfterConnectFailure(t *testing.T) {
+	for _, p := range servingPaths {
+		t.Run(p.name, func(t *testing.T) {
+			be, seen := echoBackend(t)
+			dead := "http://" + func() string {
+				ln, _ := net.Listen("tcp", "127.0.0.1:0")
+				defer ln.Close()
+				return ln.Addr().String()
+			}()
+			// Round robin, ejections that end at once and no active check
+			// within the test, so the dead instance keeps its turn in the
+			// rotation and every other POST meets it first.
+			lbURL, _ := startLB(t, map[string]string{
+				"LB_API_UPSTREAMS": dead + "," + be.URL, "LB_UI_UPSTREAMS": be.URL, "LB_FAST_PATH": p.fast,
+				"LB_BALANCE": "round_robin", "LB_EJECT_FOR": "1ms", "LB_HEALTH_INTERVAL": "1h",
+			})
+			const n = 6
+			for i := range n {
+				body := fmt.Sprintf(`{"i":%d}`, i)
+				raw := fmt.Sprintf("POST /api/p%d HTTP/1.1\r\nHost: lb\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", i, len(body), body)
+				resp, got := exchange(t, lbURL, p.handoff, raw)
+				var e echoed
+				if resp.StatusCode != 200 || json.Unmarshal([]byte(got), &e) != nil || e.Body != body {
+					t.Errorf("POST %d: %d %s, want 200 with the body %s echoed", i, resp.StatusCode, got, body)
+				}
+			}
+			posts := 0
+			for _, s := range *seen {
+				if strings.HasPrefix(s, "POST ") {
+					posts++
+				}
+			}
+			if posts != n {
+				t.Errorf("the live instance got %d POSTs, want %d (each exactly once): %v", posts, n, *seen)
 			}
 		})
 	}

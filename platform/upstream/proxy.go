@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -36,10 +37,16 @@ type ProxyOptions struct {
 	// Forward sets the forwarding headers of the outbound request
 	// (default EdgeForwarding).
 	Forward func(*httputil.ProxyRequest)
-	// Retry retries an idempotent request without a body once on another
-	// instance when it could not connect or the connection broke before any
-	// response (the instance died under it).
+	// Retry sends a request once more, on another instance when there is
+	// one: any request whose connect failed (it never reached an instance;
+	// its body, up to MaxReplayBody, is kept in memory to be sent again),
+	// and an idempotent request without a body whose connection broke
+	// before any response (the instance died under it).
 	Retry bool
+	// MaxReplayBody is the largest request body kept for that retry
+	// (default 1 MiB + 64 KiB, the load balancer's body cap); a larger or
+	// unknown-length body is streamed and its request never resent.
+	MaxReplayBody int64
 	// Logger receives upstream errors (default: discard).
 	Logger *slog.Logger
 }
@@ -47,15 +54,20 @@ type ProxyOptions struct {
 // NewProxy returns a reverse proxy to pool's instances. It refuses h2c
 // upgrades, answers upstream failures with JSON (502 dead, 504 slow, 499
 // client gone, 413 body over a cap), feeds passive health (connect errors
-// and timeouts only), and with Retry retries an idempotent
-// request without a body once on another instance when it could not connect
-// or its connection broke before any answer. A POST is never replayed.
+// and timeouts only), and with Retry sends a request once more when it
+// could not connect (any method: it never reached an instance), or when an
+// idempotent request without a body lost its connection before any answer.
+// A request that may have reached an instance is never replayed unless
+// idempotent: the fasthttp front (fastproxy) follows the same rule.
 func NewProxy(pool *Pool, o ProxyOptions) http.Handler {
 	if o.ResponseHeaderTimeout <= 0 {
 		o.ResponseHeaderTimeout = 2 * time.Second
 	}
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = time.Second
+	}
+	if o.MaxReplayBody <= 0 {
+		o.MaxReplayBody = 1<<20 + 64<<10
 	}
 	if o.IdleConnTimeout <= 0 {
 		o.IdleConnTimeout = 30 * time.Second
@@ -94,7 +106,7 @@ func NewProxy(pool *Pool, o ProxyOptions) http.Handler {
 			resp.Header.Del(requestIDHeader)
 			return nil
 		},
-		Transport:    &poolTransport{pool: pool, base: base, retry: o.Retry},
+		Transport:    &poolTransport{pool: pool, base: base, retry: o.Retry, maxReplay: o.MaxReplayBody},
 		BufferPool:   bufferPool{},
 		ErrorHandler: p.fail,
 		ErrorLog:     slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug),
@@ -184,9 +196,10 @@ func IsConnLost(err error) bool {
 
 // poolTransport picks the instance for each attempt and feeds passive health.
 type poolTransport struct {
-	pool  *Pool
-	base  *http.Transport
-	retry bool
+	pool      *Pool
+	base      *http.Transport
+	retry     bool
+	maxReplay int64
 }
 
 func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -194,20 +207,71 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if h == nil {
 		return nil, ErrNoInstance
 	}
+	replay := t.retry && t.keepBody(req)
 	resp, err := t.try(h, req)
-	if err != nil && t.retry && retryable(req) && (IsDialError(err) || IsConnLost(err)) && req.Context().Err() == nil {
-		other := t.pool.SelectOther(req, h)
-		if other == nil && !IsDialError(err) {
-			// One instance whose connection broke under us: a fresh
-			// connection to it is the retry, as on the fasthttp front.
-			other = h
-		}
-		if other != nil {
-			resp, err = t.try(other, req)
+	if err == nil || !t.retry || req.Context().Err() != nil {
+		return resp, err
+	}
+	dial := IsDialError(err)
+	if !(dial && replay) && !(retryable(req) && IsConnLost(err)) {
+		return resp, err
+	}
+	other := t.pool.SelectOther(req, h)
+	if other == nil && !dial {
+		// One instance whose connection broke under us: a fresh
+		// connection to it is the retry, as on the fasthttp front.
+		other = h
+	}
+	if other == nil {
+		return resp, err
+	}
+	if req.GetBody != nil {
+		// The transport closed the body of the failed attempt.
+		if req.Body, err = req.GetBody(); err != nil {
+			return nil, err
 		}
 	}
-	return resp, err
+	return t.try(other, req)
 }
+
+// keepBody makes req's body resendable, so that a request whose connect
+// failed can go to another instance whatever its method, as on the fasthttp
+// front (which holds every body in memory anyway). A body of known length up
+// to maxReplay is read into memory first; a larger or chunked one is left
+// streaming, and keepBody reports false.
+func (t *poolTransport) keepBody(req *http.Request) bool {
+	if req.Body == nil || req.Body == http.NoBody {
+		return true
+	}
+	if req.ContentLength == 0 {
+		req.Body = http.NoBody
+		req.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
+		return true
+	}
+	if req.ContentLength < 0 || req.ContentLength > t.maxReplay {
+		return false
+	}
+	buf := make([]byte, req.ContentLength)
+	n, err := io.ReadFull(req.Body, buf)
+	if err != nil {
+		// A short or broken body: hand what came and the error on to the
+		// transport, which reports it as the client's fault.
+		req.Body = readCloser{io.MultiReader(bytes.NewReader(buf[:n]), errReader{err}), req.Body}
+		return false
+	}
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
+	req.Body, _ = req.GetBody()
+	return true
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // retryable: idempotent methods without a body. A POST is never replayed.
 func retryable(req *http.Request) bool {

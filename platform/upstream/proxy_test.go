@@ -53,23 +53,32 @@ func call(t *testing.T, method, url string, body io.Reader, hdr ...string) (int,
 	return resp.StatusCode, m, resp.Header
 }
 
-func TestProxyRetriesOnlyIdempotentRequestsThatCouldNotConnect(t *testing.T) {
+// A request whose connect failed never reached an instance: it goes once
+// more to another instance whatever its method, with its body, unless that
+// body is streaming (unknown length) and so cannot be sent again.
+func TestProxyRetriesRequestsThatCouldNotConnect(t *testing.T) {
 	var hits atomic.Int64
+	var lastBody atomic.Value
 	live := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
+		b, _ := io.ReadAll(r.Body)
+		lastBody.Store(string(b))
 		_, _ = io.WriteString(w, `{"ok":true}`)
 	}))
 	defer live.Close()
 	dead := deadURL(t)
 	for _, tc := range []struct {
-		method string
-		body   string
-		want   int
+		name    string
+		method  string
+		body    string
+		chunked bool
+		want    int
 	}{
-		{http.MethodGet, "", 200},
-		{http.MethodPost, `{"x":1}`, 502},
+		{"GET", http.MethodGet, "", false, 200},
+		{"POST", http.MethodPost, `{"x":1}`, false, 200},
+		{"POST chunked", http.MethodPost, `{"x":2}`, true, 502},
 	} {
-		t.Run(tc.method, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			// Round robin starting on the dead host, so the first attempt
 			// always fails to connect.
 			pool, err := New("svc", []string{dead, live.URL}, Options{Selector: &RoundRobin{}})
@@ -80,19 +89,27 @@ func TestProxyRetriesOnlyIdempotentRequestsThatCouldNotConnect(t *testing.T) {
 			var body io.Reader
 			if tc.body != "" {
 				body = strings.NewReader(tc.body)
+				if tc.chunked {
+					body = io.MultiReader(body) // hides the length: sent chunked
+				}
 			}
 			before := hits.Load()
 			code, m, _ := call(t, tc.method, front.URL+"/x", body)
 			if code != tc.want {
 				t.Fatalf("got %d %v, want %d", code, m, tc.want)
 			}
-			if tc.want == 502 {
+			switch {
+			case tc.want == 502:
 				if m["code"] != "bad_gateway" {
 					t.Errorf("502 body: got %v, want JSON code bad_gateway", m)
 				}
 				if hits.Load() != before {
-					t.Error("a POST was replayed")
+					t.Error("a streaming body was replayed")
 				}
+			case hits.Load() != before+1:
+				t.Errorf("the live instance got %d requests, want exactly 1", hits.Load()-before)
+			case tc.body != "" && lastBody.Load() != tc.body:
+				t.Errorf("the retried body: got %q, want %q", lastBody.Load(), tc.body)
 			}
 			if !pool.Hosts()[0].Ejected() {
 				t.Error("the dead host was not ejected after a connect error")
