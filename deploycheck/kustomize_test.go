@@ -835,7 +835,7 @@ func TestPDBsAndNetworkPolicies(t *testing.T) {
 			if !dnsOK {
 				t.Error("default deny without DNS egress for every pod: nothing would resolve")
 			}
-			// The real flows: who must reach whom (SPEC.md).
+			// The real flows: who must reach whom (README.md, "How a request flows").
 			flows := [][3]any{
 				{"load-balancer", "dashboard-ui", 8090}, {"load-balancer", "api-gateway", 8080},
 				{"load-balancer", "load-balancer", 7100}, {"load-balancer", "user-service", 8001},

@@ -7,7 +7,8 @@ import (
 	"titanium/devstack"
 )
 
-// service is one Go service of the system, as SPEC.md fixes it.
+// service is one Go service of the system: its name, port and data, as the
+// README's configuration table gives them.
 type service struct {
 	Name string
 	Port int

@@ -29,7 +29,7 @@ import (
 // Services are the Go services in start order: dependencies first.
 var Services = []string{"user-service", "auth-service", "blog-service", "api-gateway", "dashboard-ui", "load-balancer"}
 
-// DefaultPorts are the ports of a local run (SPEC.md).
+// DefaultPorts are the ports of a local run (the README's configuration table).
 var DefaultPorts = map[string]int{
 	"redis":         6379,
 	"user-service":  8001,

@@ -64,7 +64,8 @@ func newAggregator(instance string, services []*upstream.Pool, peers *upstream.P
 	}
 }
 
-// statsBody is the /stats answer; the names are the contract (SPEC.md).
+// statsBody is the /stats answer; its field names are the public contract
+// the dashboard and the README document.
 type statsBody struct {
 	Service           string          `json:"service"`
 	Instance          string          `json:"instance"`

@@ -76,7 +76,9 @@ func newHub(cfg wsConfig, t *traffic, logger *slog.Logger) *hub {
 // checkOrigin allows requests without Origin (not a browser, so no
 // cross-site risk), the configured origins, and same-origin requests (Origin
 // host equal to the Host the browser asked for). Never "return true": that
-// would let any web page drive the socket (PITFALLS: gorilla/websocket).
+// would let any web page drive the socket. (It is the usual "fix" when
+// gorilla/websocket's default check, Origin against Host, fails behind a
+// proxy that rewrites Host.)
 func (h *hub) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
