@@ -254,11 +254,7 @@ func TestEdgeUpstreamFailures(t *testing.T) {
 		t.Run(p.name, func(t *testing.T) {
 			be, _ := echoBackend(t)
 			broken, count := brokenBackend(t)
-			dead := "http://" + func() string {
-				ln, _ := net.Listen("tcp", "127.0.0.1:0")
-				defer ln.Close()
-				return ln.Addr().String()
-			}()
+			dead := deadURL(t)
 			lbURL, _ := startLB(t, map[string]string{
 				"LB_API_UPSTREAMS": be.URL, "LB_UI_UPSTREAMS": dead, "LB_FAST_PATH": p.fast, "LB_RESPONSE_HEADER_TIMEOUT": "300ms",
 			})
@@ -345,11 +341,7 @@ func TestEdgePostRetriedAfterConnectFailure(t *testing.T) {
 	for _, p := range servingPaths {
 		t.Run(p.name, func(t *testing.T) {
 			be, seen := echoBackend(t)
-			dead := "http://" + func() string {
-				ln, _ := net.Listen("tcp", "127.0.0.1:0")
-				defer ln.Close()
-				return ln.Addr().String()
-			}()
+			dead := deadURL(t)
 			// Round robin, ejections that end at once and no active check
 			// within the test, so the dead instance keeps its turn in the
 			// rotation and every other POST meets it first.

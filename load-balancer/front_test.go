@@ -352,13 +352,23 @@ func getJSON(t *testing.T, method, url string, hdr map[string]string, body io.Re
 	return resp.StatusCode, m
 }
 
+// deadURL is the URL of a loopback port nobody listens on: connects to it
+// fail at once.
+func deadURL(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return "http://" + ln.Addr().String()
+}
+
 // Every failure the front answers itself is a JSON error with the right
 // status: a dead upstream, a slow one, a head or body over the limits.
 func TestFrontErrors(t *testing.T) {
 	be, _ := echoBackend(t)
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	dead := "http://" + ln.Addr().String()
-	ln.Close()
+	dead := deadURL(t)
 	lbURL, _ := startLB(t, map[string]string{
 		"LB_API_UPSTREAMS": be.URL, "LB_UI_UPSTREAMS": dead, "LB_RESPONSE_HEADER_TIMEOUT": "300ms",
 	})
@@ -389,9 +399,7 @@ func TestFrontErrors(t *testing.T) {
 // A GET whose first instance cannot be reached is retried on the other.
 func TestFrontRetriesAFailedConnect(t *testing.T) {
 	be, seen := echoBackend(t)
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	dead := "http://" + ln.Addr().String()
-	ln.Close()
+	dead := deadURL(t)
 	lbURL, _ := startLB(t, map[string]string{
 		"LB_API_UPSTREAMS": dead + "," + be.URL, "LB_UI_UPSTREAMS": be.URL, "LB_BALANCE": "round_robin",
 	})
