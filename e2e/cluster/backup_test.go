@@ -11,6 +11,8 @@ import (
 	"time"
 
 	_ "github.com/mattn/go-sqlite3"
+
+	"titanium/e2e/deployed"
 )
 
 // TestBackupCronJob runs the backup CronJob now, as an operator would
@@ -20,7 +22,7 @@ import (
 // backup volume (a hostPath volume on this single node, found through the
 // claim's PersistentVolume).
 func TestBackupCronJob(t *testing.T) {
-	before := register(t, "backup")
+	before := deployed.NewUser(t, lb, "backup")
 	job := fmt.Sprintf("backup-e2e-%d", time.Now().Unix())
 	kubectl(t, "-n", ns, "create", "job", job, "--from=cronjob/local-user-service-backup")
 	t.Cleanup(func() { _, _ = tryKubectl("-n", ns, "delete", "job", job, "--wait=false") })
@@ -55,8 +57,8 @@ func TestBackupCronJob(t *testing.T) {
 		t.Fatalf("PRAGMA integrity_check of %s: %q, %v; want ok", path, check, err)
 	}
 	var n int
-	if err := db.QueryRow("SELECT count(*) FROM users WHERE username = ?", before.name).Scan(&n); err != nil || n != 1 {
-		t.Errorf("user %s, registered before the backup, in it: %d rows, %v; want 1", before.name, n, err)
+	if err := db.QueryRow("SELECT count(*) FROM users WHERE username = ?", before.Username).Scan(&n); err != nil || n != 1 {
+		t.Errorf("user %s, registered before the backup, in it: %d rows, %v; want 1", before.Username, n, err)
 	}
-	t.Logf("%s: integrity_check ok, holds %s", path, before.name)
+	t.Logf("%s: integrity_check ok, holds %s", path, before.Username)
 }

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"titanium/e2e/httpc"
+	"titanium/e2e/deployed"
 )
 
 // lb is the stack's one public address: the load balancer's NodePort.
@@ -147,49 +147,10 @@ func podNames(pods []pod) []string {
 	return names
 }
 
-// stats is the part of the load balancer's /stats the checks read.
-type stats struct {
-	Status   string `json:"status"`
-	Services []struct {
-		Name      string `json:"name"`
-		Status    string `json:"status"`
-		Instances []struct {
-			Instance string `json:"instance"`
-			Status   string `json:"status"`
-		} `json:"instances"`
-	} `json:"services"`
-	Database struct {
-		Status string `json:"status"`
-	} `json:"database"`
-	Cache struct {
-		Status string `json:"status"`
-	} `json:"cache"`
-	LoadBalancers []struct {
-		Instance string `json:"instance"`
-		Status   string `json:"status"`
-	} `json:"load_balancers"`
-}
-
-func getStats(t testing.TB) (stats, error) {
-	t.Helper()
-	r, err := httpc.Try("GET", lb+"/stats", nil)
-	if err != nil {
-		return stats{}, err
-	}
-	if r.Status != 200 {
-		return stats{}, fmt.Errorf("GET /stats: %d %s", r.Status, r.Body)
-	}
-	var s stats
-	if err := json.Unmarshal(r.Body, &s); err != nil {
-		return stats{}, fmt.Errorf("GET /stats: decode: %w", err)
-	}
-	return s, nil
-}
-
 // statsMismatch compares /stats with the running pods: HEALTHY, every pod of
 // every service an ONLINE instance of its own, both load balancers ONLINE,
 // database and cache ONLINE. It returns what differs, or "".
-func statsMismatch(s stats, pods map[string][]pod) string {
+func statsMismatch(s deployed.Stats, pods map[string][]pod) string {
 	var diffs []string
 	if s.Status != "HEALTHY" {
 		diffs = append(diffs, fmt.Sprintf("status %s, want HEALTHY", s.Status))
@@ -231,13 +192,13 @@ func statsMismatch(s stats, pods map[string][]pod) string {
 
 // waitStatsMatch polls /stats until it describes the running pods exactly
 // (the load balancers re-resolve the headless Services every few seconds).
-func waitStatsMatch(t testing.TB, timeout time.Duration) stats {
+func waitStatsMatch(t testing.TB, timeout time.Duration) deployed.Stats {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var last string
 	for {
 		pods := runningPods(t)
-		s, err := getStats(t)
+		s, err := deployed.GetStats(lb)
 		if err != nil {
 			last = err.Error()
 		} else if last = statsMismatch(s, pods); last == "" {

@@ -7,17 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"titanium/devstack"
+	"titanium/e2e/deployed"
 	"titanium/e2e/httpc"
 	"titanium/e2e/loadgen"
 )
@@ -26,81 +22,27 @@ import (
 // as the docs quote them: mixed_load.sh at the seed's rates for 60 s under
 // 2 % failure, then mixed_load_plus.sh and its --cleanup.
 func TestLoadScripts(t *testing.T) {
-	state := t.TempDir() // the scripts' TMPDIR: their id state file
-	out := runScript(t, state, "mixed_load.sh", "--url", lb, "--duration", "60s",
-		"--rate-list", "64", "--rate-detail", "12", "--rate-create", "4")
-	checkFailureRate(t, "mixed_load.sh", out)
-
-	out = runScript(t, state, "mixed_load_plus.sh", "--url", lb, "--duration", "20s")
-	checkFailureRate(t, "mixed_load_plus.sh", out)
-	if !regexp.MustCompile(`(?m)^cleanup: deleted=\d+ already_gone=0 failed=0$`).MatchString(out) {
-		t.Errorf("mixed_load_plus.sh: no clean cleanup line in its output")
-	}
-	out = runScript(t, state, "mixed_load_plus.sh", "--url", lb, "--cleanup")
-	if !regexp.MustCompile(`(?m)^cleanup: deleted=\d+ already_gone=0 failed=0$`).MatchString(out) {
-		t.Errorf("mixed_load_plus.sh --cleanup: no clean cleanup line in its output")
-	}
-}
-
-// runScript runs a load-tests script with dash (bounded to 5 minutes),
-// requires exit 0 and returns its combined output.
-func runScript(t *testing.T, tmp, script string, args ...string) string {
-	t.Helper()
 	root, err := devstack.FindRoot(".")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "dash", append([]string{filepath.Join(root, "load-tests", script)}, args...)...)
-	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.WaitDelay = 5 * time.Second
-	err = cmd.Run()
-	t.Logf("%s %s:\n%s", script, strings.Join(args, " "), out.String())
-	if err != nil {
-		t.Fatalf("%s %v: %v", script, args, err)
-	}
-	return out.String()
-}
+	state := t.TempDir() // the scripts' TMPDIR: their id state file
+	res := deployed.MixedLoad(t, root, state, lb, 60*time.Second)
+	t.Logf("mixed_load.sh: sent %d, failed %d (%.2f%%)", res.Sent, res.Failed, res.FailurePct)
 
-var totalRE = regexp.MustCompile(`(?m)^total\s+(\d+)\s+(\d+)\s+(\d+)\s+([0-9.]+)\s`)
-
-// checkFailureRate reads the total row of a script's summary: under 2 %.
-func checkFailureRate(t *testing.T, script, out string) {
-	t.Helper()
-	m := totalRE.FindStringSubmatch(out)
-	if m == nil {
-		t.Fatalf("%s: no total row in its output", script)
+	res = deployed.LoadScript(t, root, state, "mixed_load_plus.sh", 5*time.Minute, "--url", lb, "--duration", "20s")
+	t.Logf("mixed_load_plus.sh: sent %d, failed %d (%.2f%%)", res.Sent, res.Failed, res.FailurePct)
+	if res.Sent == 0 || res.FailurePct >= 2 {
+		t.Errorf("mixed_load_plus.sh: sent %d, failure rate %.2f%%, want < 2%%\n%s", res.Sent, res.FailurePct, res.Output)
 	}
-	pct, _ := strconv.ParseFloat(m[4], 64)
-	t.Logf("%s: sent %s, failed %s (%.2f%%)", script, m[1], m[3], pct)
-	if pct >= 2 {
-		t.Errorf("%s: failure rate %.2f%%, want < 2%%", script, pct)
+	cleanRE := regexp.MustCompile(`(?m)^cleanup: deleted=\d+ already_gone=0 failed=0$`)
+	if !cleanRE.MatchString(res.Output) {
+		t.Errorf("mixed_load_plus.sh: no clean cleanup line in its output\n%s", res.Output)
 	}
-}
-
-// account is a user registered for a test, with a token.
-type account struct{ name, password, bearer string }
-
-func register(t testing.TB, prefix string) account {
-	t.Helper()
-	a := account{name: fmt.Sprintf("%s%d", prefix, time.Now().UnixNano()%1e9), password: "Cluster-e2e-pw-1234"}
-	r := httpc.Do(t, http.MethodPost, lb+"/api/users", map[string]string{"username": a.name, "email": a.name + "@example.com", "password": a.password})
-	if r.Status != http.StatusCreated {
-		t.Fatalf("register %s: got %d %s, want 201", a.name, r.Status, r.Body)
+	res = deployed.LoadScript(t, root, state, "mixed_load_plus.sh", 5*time.Minute, "--url", lb, "--cleanup")
+	if !cleanRE.MatchString(res.Output) {
+		t.Errorf("mixed_load_plus.sh --cleanup: no clean cleanup line in its output\n%s", res.Output)
 	}
-	r = httpc.Do(t, http.MethodPost, lb+"/api/auth/login", map[string]string{"username": a.name, "password": a.password})
-	if r.Status != http.StatusOK {
-		t.Fatalf("login %s: got %d %s, want 200", a.name, r.Status, r.Body)
-	}
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	r.JSON(t, &tok)
-	a.bearer = "Bearer " + tok.AccessToken
-	return a
 }
 
 // jsonBody makes a loadgen body of v.
@@ -115,7 +57,7 @@ func jsonBody(v any) func() io.Reader {
 // Not one request may fail: readiness, preStop/SHUTDOWN_DELAY and the PDBs
 // must hand traffic over cleanly.
 func TestRolloutRestartUnderLoad(t *testing.T) {
-	a := register(t, "rollout")
+	a := deployed.NewUser(t, lb, "rollout")
 	for _, deploy := range []string{"api-gateway", "auth-service"} {
 		t.Run(deploy, func(t *testing.T) {
 			// A fixed window, not a cancel: a cancelled run would count its
@@ -133,8 +75,8 @@ func TestRolloutRestartUnderLoad(t *testing.T) {
 						// (every request arrives from the node's address).
 						{Name: "list", Weight: 6, Do: loadgen.Request(http.MethodGet, lb+"/api/posts?limit=10", nil)},
 						{Name: "login", Weight: 1, Do: loadgen.Request(http.MethodPost, lb+"/api/auth/login",
-							jsonBody(map[string]string{"username": a.name, "password": a.password}), "Content-Type", "application/json")},
-						{Name: "verify", Weight: 3, Do: loadgen.Request(http.MethodGet, lb+"/api/auth/verify", nil, "Authorization", a.bearer)},
+							jsonBody(map[string]string{"username": a.Username, "password": deployed.Password}), "Content-Type", "application/json")},
+						{Name: "verify", Weight: 3, Do: loadgen.Request(http.MethodGet, lb+"/api/auth/verify", nil, "Authorization", a.Auth)},
 					},
 				})
 			}()
@@ -164,13 +106,12 @@ func TestRolloutRestartUnderLoad(t *testing.T) {
 // while users register through the NodePort; every registration that was
 // acknowledged (201) must be there afterwards, found by its username.
 func TestDeleteUserServicePodDuringRegistrations(t *testing.T) {
-	reader := register(t, "reader")
+	reader := deployed.NewUser(t, lb, "reader")
 	victim := runningPods(t)["user-service"]
 	if len(victim) == 0 {
 		t.Fatal("no user-service pod")
 	}
 	prefix := fmt.Sprintf("del%d-", time.Now().Unix()%1e6)
-	const password = "Cluster-e2e-pw-1234"
 	var (
 		mu      sync.Mutex
 		acked   []string
@@ -184,7 +125,7 @@ func TestDeleteUserServicePodDuringRegistrations(t *testing.T) {
 			defer wg.Done()
 			for i := 0; ctx.Err() == nil && i < 2000; i++ {
 				name := fmt.Sprintf("%s%d-%d", prefix, w, i)
-				r, err := httpc.Try(http.MethodPost, lb+"/api/users", map[string]string{"username": name, "email": name + "@example.com", "password": password})
+				r, err := httpc.Try(http.MethodPost, lb+"/api/users", map[string]string{"username": name, "email": name + "@example.com", "password": deployed.Password})
 				mu.Lock()
 				switch {
 				case err != nil:
@@ -203,7 +144,7 @@ func TestDeleteUserServicePodDuringRegistrations(t *testing.T) {
 	kubectl(t, "-n", ns, "delete", "pod", victim[0].Metadata.Name, "--wait=false")
 	t.Logf("deleted %s during registrations", victim[0].Metadata.Name)
 	kubectl(t, "-n", ns, "rollout", "status", "deployment/local-user-service", "--timeout=180s")
-	time.Sleep(25 * time.Second) // past the deleted pod's grace period
+	time.Sleep(25 * time.Second) // registrations go on while the deleted pod drains
 	cancel()
 	wg.Wait()
 	t.Logf("registrations acknowledged: %d; not acknowledged (status: count, 0 = transport error): %v", len(acked), refused)
@@ -212,7 +153,7 @@ func TestDeleteUserServicePodDuringRegistrations(t *testing.T) {
 	}
 	var lost []string
 	for _, name := range acked {
-		r, err := httpc.Try(http.MethodGet, lb+"/api/users/by-username/"+name, nil, "Authorization", reader.bearer)
+		r, err := httpc.Try(http.MethodGet, lb+"/api/users/by-username/"+name, nil, "Authorization", reader.Auth)
 		if err != nil || r.Status != http.StatusOK {
 			lost = append(lost, name)
 		}

@@ -304,15 +304,19 @@ type LoadResult struct {
 
 var totalRE = regexp.MustCompile(`(?m)^total\s+(\d+)\s+(\d+)\s+(\d+)\s+([0-9.]+)\s`)
 
-// LoadScript runs load-tests/<script> with sh against base with the given
-// flags, in a fresh TMPDIR (its state file), bounded by limit, and returns
-// the summary's total row. It fails the test unless the script exits 0.
-func LoadScript(t testing.TB, root, script string, limit time.Duration, args ...string) LoadResult {
+// LoadScript runs load-tests/<script> with sh with the given flags, with
+// TMPDIR tmp (where the scripts keep their id state file; "" means a fresh
+// one), bounded by limit, and returns the summary's total row. It fails the
+// test unless the script exits 0.
+func LoadScript(t testing.TB, root, tmp, script string, limit time.Duration, args ...string) LoadResult {
 	t.Helper()
+	if tmp == "" {
+		tmp = t.TempDir()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "sh", append([]string{filepath.Join(root, "load-tests", script)}, args...)...)
-	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.WaitDelay = 5 * time.Second
@@ -333,10 +337,11 @@ func LoadScript(t testing.TB, root, script string, limit time.Duration, args ...
 }
 
 // MixedLoad runs the seed's mixed_load.sh at the seed's rates (list 64,
-// detail 12, create 4 per second) for d and fails unless under 2 % failed.
-func MixedLoad(t testing.TB, root, base string, d time.Duration) LoadResult {
+// detail 12, create 4 per second) for d, with TMPDIR tmp as LoadScript, and
+// fails unless under 2 % failed.
+func MixedLoad(t testing.TB, root, tmp, base string, d time.Duration) LoadResult {
 	t.Helper()
-	res := LoadScript(t, root, "mixed_load.sh", d+3*time.Minute, "--url", base, "--duration", fmt.Sprintf("%ds", int(d.Seconds())),
+	res := LoadScript(t, root, tmp, "mixed_load.sh", d+3*time.Minute, "--url", base, "--duration", fmt.Sprintf("%ds", int(d.Seconds())),
 		"--rate-list", "64", "--rate-detail", "12", "--rate-create", "4")
 	want := int(d.Seconds()) * 80
 	if res.Sent < want*9/10 || res.FailurePct >= 2 {
