@@ -233,6 +233,9 @@ func TestLocalOverlay(t *testing.T) {
 		lb.Spec.Ports[0].Port != 7100 || lb.Spec.Ports[0].NodePort != 30700 {
 		t.Errorf("local-load-balancer-service: type %s ports %+v, want NodePort 30700 -> port 7100", lb.Spec.Type, lb.Spec.Ports)
 	}
+	if lb.Spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyLocal {
+		t.Errorf("local-load-balancer-service: externalTrafficPolicy %q, want Local (kube-proxy would hide every client behind a node address)", lb.Spec.ExternalTrafficPolicy)
+	}
 	if lb.Spec.Selector["app.kubernetes.io/name"] != "load-balancer" {
 		t.Errorf("local-load-balancer-service selects %v, want the load-balancer pods", lb.Spec.Selector)
 	}

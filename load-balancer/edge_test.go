@@ -371,3 +371,77 @@ func TestEdgePostRetriedAfterConnectFailure(t *testing.T) {
 		})
 	}
 }
+
+// A chunked POST whose connect failed is resent as well: every path holds a
+// body up to the cap in memory and sends it on with a Content-Length.
+func TestEdgeChunkedPostRetriedAfterConnectFailure(t *testing.T) {
+	for _, p := range servingPaths {
+		t.Run(p.name, func(t *testing.T) {
+			be, seen := echoBackend(t)
+			lbURL, _ := startLB(t, map[string]string{
+				"LB_API_UPSTREAMS": deadURL(t) + "," + be.URL, "LB_UI_UPSTREAMS": be.URL, "LB_FAST_PATH": p.fast,
+				"LB_BALANCE": "round_robin", "LB_EJECT_FOR": "1ms", "LB_HEALTH_INTERVAL": "1h",
+			})
+			const n = 4
+			for i := range n {
+				body := fmt.Sprintf(`{"chunked":%d}`, i)
+				raw := fmt.Sprintf("POST /api/c%d HTTP/1.1\r\nHost: lb\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", i, len(body), body)
+				resp, got := exchange(t, lbURL, p.handoff, raw)
+				var e echoed
+				if resp.StatusCode != 200 || json.Unmarshal([]byte(got), &e) != nil || e.Body != body {
+					t.Errorf("chunked POST %d: %d %s, want 200 with the body %s echoed", i, resp.StatusCode, got, body)
+				}
+			}
+			if len(*seen) != n {
+				t.Errorf("the live instance got %d requests, want %d (each exactly once): %v", len(*seen), n, *seen)
+			}
+		})
+	}
+}
+
+// LB_RESPONSE_HEADER_TIMEOUT bounds the whole upstream exchange on every
+// path: an instance that sends its headers and then stalls mid-body does
+// not hold the client (and a goroutine and an upstream connection) longer.
+// The front buffers answers and so sends a 504; net/http has begun the
+// answer and can only cut it.
+func TestEdgeStalledUpstreamBody(t *testing.T) {
+	release := make(chan struct{})
+	stall := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000")
+		_, _ = io.WriteString(w, `{"partial":`)
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(stall.Close)
+	t.Cleanup(func() { close(release) })
+	for _, p := range servingPaths {
+		t.Run(p.name, func(t *testing.T) {
+			lbURL, _ := startLB(t, map[string]string{
+				"LB_API_UPSTREAMS": stall.URL, "LB_UI_UPSTREAMS": stall.URL, "LB_FAST_PATH": p.fast,
+				"LB_RESPONSE_HEADER_TIMEOUT": "300ms",
+			})
+			c, br := dialLB(t, lbURL)
+			if p.handoff {
+				_, _ = io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: lb\r\n\r\n")
+				readResponse(t, br)
+			}
+			start := time.Now()
+			_, _ = io.WriteString(c, "GET /api/stall HTTP/1.1\r\nHost: lb\r\n\r\n")
+			resp, err := http.ReadResponse(br, nil)
+			if err == nil {
+				_, err = io.ReadAll(resp.Body)
+				resp.Body.Close()
+			}
+			took := time.Since(start)
+			if took > 2*time.Second {
+				t.Fatalf("stalled upstream body held the client for %v, want about 300ms", took)
+			}
+			if err == nil && resp.StatusCode != http.StatusGatewayTimeout {
+				t.Errorf("stalled upstream body: a whole %d answer, want a 504 or a cut", resp.StatusCode)
+			}
+		})
+	}
+}

@@ -199,6 +199,7 @@ func build(srv *service.Server, cfg config, logger *slog.Logger) (*balancer, err
 		})
 		return upstream.NewProxy(pool, upstream.ProxyOptions{
 			ResponseHeaderTimeout: cfg.headerTimeout,
+			ExchangeTimeout:       cfg.headerTimeout,
 			DialTimeout:           cfg.dialTimeout,
 			MaxIdleConnsPerHost:   cfg.idlePerHost,
 			Forward:               upstream.EdgeBehind(cfg.trusted),

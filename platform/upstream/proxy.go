@@ -24,6 +24,12 @@ import (
 type ProxyOptions struct {
 	// ResponseHeaderTimeout bounds the wait for an upstream's headers (default 2 s).
 	ResponseHeaderTimeout time.Duration
+	// ExchangeTimeout, when set, bounds each attempt as a whole: connect,
+	// request, response headers and body, as the load balancer's fasthttp
+	// front bounds it (default 0: no bound beyond the headers'). A body
+	// still streaming at the deadline is cut, and the client sees a
+	// truncated answer. Upgraded connections are never bounded.
+	ExchangeTimeout time.Duration
 	// DialTimeout bounds a connect (default 1 s).
 	DialTimeout time.Duration
 	// IdleConnTimeout closes idle upstream connections (default 30 s).
@@ -44,8 +50,9 @@ type ProxyOptions struct {
 	// before any response (the instance died under it).
 	Retry bool
 	// MaxReplayBody is the largest request body kept for that retry
-	// (default 1 MiB + 64 KiB, the load balancer's body cap); a larger or
-	// unknown-length body is streamed and its request never resent.
+	// (default 1 MiB + 64 KiB, the load balancer's body cap); a larger body
+	// is streamed and its request never resent. A chunked body up to it is
+	// sent on with a Content-Length.
 	MaxReplayBody int64
 	// Logger receives upstream errors (default: discard).
 	Logger *slog.Logger
@@ -106,7 +113,8 @@ func NewProxy(pool *Pool, o ProxyOptions) http.Handler {
 			resp.Header.Del(requestIDHeader)
 			return nil
 		},
-		Transport:    &poolTransport{pool: pool, base: base, retry: o.Retry, maxReplay: o.MaxReplayBody},
+		Transport: &poolTransport{pool: pool, base: base, retry: o.Retry,
+			maxReplay: o.MaxReplayBody, exchange: o.ExchangeTimeout},
 		BufferPool:   bufferPool{},
 		ErrorHandler: p.fail,
 		ErrorLog:     slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug),
@@ -200,6 +208,7 @@ type poolTransport struct {
 	base      *http.Transport
 	retry     bool
 	maxReplay int64
+	exchange  time.Duration
 }
 
 func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -236,9 +245,10 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // keepBody makes req's body resendable, so that a request whose connect
 // failed can go to another instance whatever its method, as on the fasthttp
-// front (which holds every body in memory anyway). A body of known length up
-// to maxReplay is read into memory first; a larger or chunked one is left
-// streaming, and keepBody reports false.
+// front (which holds every body in memory anyway). A body up to maxReplay
+// is read into memory first (a chunked one then goes on with a
+// Content-Length); a larger one is left streaming, and keepBody reports
+// false.
 func (t *poolTransport) keepBody(req *http.Request) bool {
 	if req.Body == nil || req.Body == http.NoBody {
 		return true
@@ -248,17 +258,32 @@ func (t *poolTransport) keepBody(req *http.Request) bool {
 		req.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
 		return true
 	}
-	if req.ContentLength < 0 || req.ContentLength > t.maxReplay {
+	if req.ContentLength > t.maxReplay {
 		return false
 	}
-	buf := make([]byte, req.ContentLength)
-	n, err := io.ReadFull(req.Body, buf)
+	var buf []byte
+	var err error
+	if req.ContentLength > 0 {
+		buf = make([]byte, req.ContentLength)
+		var n int
+		n, err = io.ReadFull(req.Body, buf)
+		buf = buf[:n]
+	} else {
+		// Chunked: read one byte past the limit to learn whether it fits.
+		buf, err = io.ReadAll(io.LimitReader(req.Body, t.maxReplay+1))
+		if err == nil && int64(len(buf)) > t.maxReplay {
+			req.Body = readCloser{io.MultiReader(bytes.NewReader(buf), req.Body), req.Body}
+			return false
+		}
+	}
 	if err != nil {
 		// A short or broken body: hand what came and the error on to the
 		// transport, which reports it as the client's fault.
-		req.Body = readCloser{io.MultiReader(bytes.NewReader(buf[:n]), errReader{err}), req.Body}
+		req.Body = readCloser{io.MultiReader(bytes.NewReader(buf), errReader{err}), req.Body}
 		return false
 	}
+	req.ContentLength = int64(len(buf))
+	req.TransferEncoding = nil
 	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
 	req.Body, _ = req.GetBody()
 	return true
@@ -286,20 +311,46 @@ func (t *poolTransport) try(h *Host, req *http.Request) (*http.Response, error) 
 	// The outbound request belongs to this proxy call alone (ReverseProxy
 	// cloned it), so pointing it at the instance in place saves a clone.
 	req.URL.Scheme, req.URL.Host = h.url.Scheme, h.url.Host
+	client := req.Context()
+	out, cancel := req, context.CancelFunc(nil)
+	if t.exchange > 0 && len(req.Header["Upgrade"]) == 0 {
+		var ctx context.Context
+		ctx, cancel = context.WithTimeout(client, t.exchange)
+		out = req.WithContext(ctx)
+	}
 	h.Begin()
-	resp, err := t.base.RoundTrip(req)
+	resp, err := t.base.RoundTrip(out)
 	h.End()
 	switch {
 	case err != nil:
 		// A client that left says nothing about h, and nor does a body
 		// the client broke or sent over the cap.
-		if req.Context().Err() == nil && Ejects(err) {
+		if client.Err() == nil && Ejects(err) {
 			t.pool.Fail(h, IsDialError(err), err.Error())
 		}
 	default:
 		t.pool.Succeed(h)
 	}
+	if cancel != nil {
+		if err != nil {
+			cancel()
+		} else {
+			resp.Body = cancelOnClose{resp.Body, cancel}
+		}
+	}
 	return resp, err
+}
+
+// cancelOnClose ends an attempt's deadline when its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
 }
 
 // Ejects reports whether err counts against the instance: only a failed

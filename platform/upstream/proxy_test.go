@@ -54,8 +54,8 @@ func call(t *testing.T, method, url string, body io.Reader, hdr ...string) (int,
 }
 
 // A request whose connect failed never reached an instance: it goes once
-// more to another instance whatever its method, with its body, unless that
-// body is streaming (unknown length) and so cannot be sent again.
+// more to another instance whatever its method, with its body, chunked or
+// not, unless that body is over the replay cap and so was streamed.
 func TestProxyRetriesRequestsThatCouldNotConnect(t *testing.T) {
 	var hits atomic.Int64
 	var lastBody atomic.Value
@@ -76,7 +76,8 @@ func TestProxyRetriesRequestsThatCouldNotConnect(t *testing.T) {
 	}{
 		{"GET", http.MethodGet, "", false, 200},
 		{"POST", http.MethodPost, `{"x":1}`, false, 200},
-		{"POST chunked", http.MethodPost, `{"x":2}`, true, 502},
+		{"POST chunked", http.MethodPost, `{"x":2}`, true, 200},
+		{"POST chunked over the cap", http.MethodPost, strings.Repeat("y", 100), true, 502},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// Round robin starting on the dead host, so the first attempt
@@ -85,7 +86,7 @@ func TestProxyRetriesRequestsThatCouldNotConnect(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			front := serve(t, pool, ProxyOptions{Retry: true})
+			front := serve(t, pool, ProxyOptions{Retry: true, MaxReplayBody: 64})
 			var body io.Reader
 			if tc.body != "" {
 				body = strings.NewReader(tc.body)
@@ -113,6 +114,60 @@ func TestProxyRetriesRequestsThatCouldNotConnect(t *testing.T) {
 			}
 			if !pool.Hosts()[0].Ejected() {
 				t.Error("the dead host was not ejected after a connect error")
+			}
+		})
+	}
+}
+
+// ExchangeTimeout bounds the body as well as the headers: an instance that
+// sends its headers and then stalls is cut off at the deadline, as the
+// load balancer's fasthttp front cuts it.
+func TestProxyExchangeTimeoutBoundsTheBody(t *testing.T) {
+	release := make(chan struct{})
+	stall := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100")
+		_, _ = io.WriteString(w, "partial")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer stall.Close()
+	defer close(release)
+	pool, err := New("stalling-service", []string{stall.URL}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		exchange time.Duration
+		cut      bool
+	}{
+		{"headers only", 0, false},
+		{"whole exchange", 300 * time.Millisecond, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			front := serve(t, pool, ProxyOptions{ResponseHeaderTimeout: time.Second, ExchangeTimeout: tc.exchange})
+			c := &http.Client{Timeout: 2 * time.Second}
+			start := time.Now()
+			// The proxy buffers the first bytes, so the headers may not
+			// reach the client before the body ends either way.
+			resp, err := c.Get(front.URL + "/x")
+			if err == nil {
+				_, err = io.ReadAll(resp.Body)
+				resp.Body.Close()
+			}
+			took := time.Since(start)
+			if tc.cut {
+				if err == nil || took > 1500*time.Millisecond {
+					t.Fatalf("stalled body: read ended after %s with %v, want a cut near 300 ms", took, err)
+				}
+				return
+			}
+			// Without the bound only the client's own timeout ends it.
+			if took < 1900*time.Millisecond {
+				t.Fatalf("stalled body ended after %s (%v) without an exchange timeout, want the client's 2 s", took, err)
 			}
 		})
 	}
