@@ -183,6 +183,7 @@ type Wrk struct {
 	Requests   int
 	Errors     int // socket errors + non-2xx/3xx
 	P50, P99   time.Duration
+	CPU        time.Duration // wrk's own user+system CPU time
 	RawSummary string
 }
 
@@ -203,7 +204,9 @@ func RunWrk(ctx context.Context, url string, threads, conns int, d time.Duration
 	if err != nil {
 		return Wrk{}, fmt.Errorf("wrk: %w: %s", err, out)
 	}
-	return ParseWrk(string(out))
+	w, err := ParseWrk(string(out))
+	w.CPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	return w, err
 }
 
 // ParseWrk reads wrk's text report.

@@ -23,51 +23,62 @@ const (
 // measured is one proxy's best closed-loop round and its CPU per request.
 type measured struct {
 	best       loadgen.Wrk
-	cpuPerReq  time.Duration // least over rounds
+	cost       cpuCost       // the best round's CPU per request, by process
+	cpuPerReq  time.Duration // the proxy's, least over rounds
 	roundsRPS  []float64
 	cpuPerReqs []time.Duration
+}
+
+// wrkTarget is one URL measured with wrk: the proxy's processes (none for
+// the backend measured directly) and the others it charges per request.
+type wrkTarget struct {
+	name, url string
+	proxy     []int
+	others    []cpuGroup // e.g. the backend behind it
 }
 
 // roundRobin measures each target with wrk in turn, rounds times, so that
 // a burst of other work on the machine hits every target alike; each gets
 // its best round (max throughput is what the machine allows when least
-// disturbed). pids, when not 0, are charged CPU per request.
-func roundRobin(ctx context.Context, b *bench, names []string, urls []string, pids []int, rounds int, d time.Duration) (map[string]*measured, error) {
+// disturbed), with that round's CPU per request for the proxy, the other
+// processes and wrk itself.
+func roundRobin(ctx context.Context, b *bench, targets []wrkTarget, rounds int, d time.Duration) (map[string]*measured, error) {
 	out := map[string]*measured{}
-	for _, n := range names {
-		out[n] = &measured{}
+	for _, t := range targets {
+		out[t.name] = &measured{}
 	}
 	// A short warm-up of each: connection pools, page faults, JIT-free but
 	// not cache-free.
-	for _, u := range urls {
-		if _, err := loadgen.RunWrk(ctx, u, wrkThreads, wrkConns, time.Second); err != nil {
+	for _, t := range targets {
+		if _, err := loadgen.RunWrk(ctx, t.url, wrkThreads, wrkConns, time.Second); err != nil {
 			return nil, err
 		}
 	}
 	for r := 0; r < rounds; r++ {
-		for i, n := range names {
-			var c0 time.Duration
-			if pids[i] != 0 {
-				c0, _ = cpuTime(pids[i])
+		for _, t := range targets {
+			var groups []cpuGroup
+			if len(t.proxy) > 0 {
+				groups = append(groups, cpuGroup{"proxy", t.proxy})
 			}
-			w, err := loadgen.RunWrk(ctx, urls[i], wrkThreads, wrkConns, d)
+			groups = append(groups, t.others...)
+			c0 := sampleCPU(groups)
+			w, err := loadgen.RunWrk(ctx, t.url, wrkThreads, wrkConns, d)
 			if err != nil {
 				return nil, err
 			}
-			m := out[n]
+			cost := costBetween(groups, c0, sampleCPU(groups), w.Requests, map[string]time.Duration{"wrk": w.CPU})
+			m := out[t.name]
 			m.roundsRPS = append(m.roundsRPS, w.RPS)
 			if w.RPS > m.best.RPS {
-				m.best = w
+				m.best, m.cost = w, cost
 			}
-			if pids[i] != 0 && w.Requests > 0 {
-				c1, _ := cpuTime(pids[i])
-				per := (c1 - c0) / time.Duration(w.Requests)
+			if per := cost.perReq["proxy"]; len(t.proxy) > 0 && w.Requests > 0 {
 				m.cpuPerReqs = append(m.cpuPerReqs, per)
 				if m.cpuPerReq == 0 || per < m.cpuPerReq {
 					m.cpuPerReq = per
 				}
 			}
-			b.logf("round %d %-14s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  errors %d", r+1, n, w.RPS, report.Ms(w.P50), report.Ms(w.P99), w.Errors)
+			b.logf("round %d %-18s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  errors %d  CPU %s", r+1, t.name, w.RPS, report.Ms(w.P50), report.Ms(w.P99), w.Errors, cost)
 		}
 	}
 	return out, nil
@@ -123,12 +134,24 @@ func runB2(ctx context.Context, b *bench) error {
 	direct := "direct"
 	stockName := "stock ReverseProxy"
 	slowName := "LB net/http"
-	m, err := roundRobin(ctx, b, []string{"load-balancer", "nginx", slowName, stockName, direct},
-		[]string{lb.url + "/api/bench", ng.URL + "/api/bench", slow.url + "/api/bench", stock.url + "/api/bench", be.url + "/api/bench"},
-		[]int{lb.pid(), 0, slow.pid(), 0, 0}, rounds, d)
+	backend := []cpuGroup{{"backend", []int{be.pid()}}}
+	m, err := roundRobin(ctx, b, []wrkTarget{
+		{"load-balancer", lb.url + "/api/bench", []int{lb.pid()}, backend},
+		{"nginx", ng.URL + "/api/bench", append([]int{ng.Pid()}, childPids(ng.Pid())...), backend},
+		{slowName, slow.url + "/api/bench", []int{slow.pid()}, backend},
+		{stockName, stock.url + "/api/bench", []int{stock.pid()}, backend},
+		{direct, be.url + "/api/bench", nil, backend},
+	}, rounds, d)
 	if err != nil {
 		return err
 	}
+	// Where the CPU went in each one's best round: with the machine fully
+	// busy, throughput is the cores divided by the sum of CPU per request.
+	cpuTbl := cpuTable("B2 CPU per request in each best round (µs; proxy, backend, wrk; other = busy time outside them)", []string{"target", "req/s"}, m["load-balancer"].cost)
+	for _, n := range []string{"load-balancer", "nginx", slowName, stockName} {
+		cpuTbl.Rows = append(cpuTbl.Rows, m[n].cost.row(n, fmt.Sprintf("%.0f", m[n].best.RPS)))
+	}
+	b.rep.Detail("B2", cpuTbl)
 	l, n := m["load-balancer"], m["nginx"]
 	if n.best.RPS == 0 {
 		return fmt.Errorf("nginx served nothing")
@@ -175,8 +198,11 @@ func runB3(ctx context.Context, b *bench) error {
 	if b.quick {
 		rounds, d = 1, time.Second
 	}
-	m, err := roundRobin(ctx, b, []string{"stats on", "stats off"},
-		[]string{on.url + "/api/bench", off.url + "/api/bench"}, []int{on.pid(), off.pid()}, rounds, d)
+	backend := []cpuGroup{{"backend", []int{be.pid()}}}
+	m, err := roundRobin(ctx, b, []wrkTarget{
+		{"stats on", on.url + "/api/bench", []int{on.pid()}, backend},
+		{"stats off", off.url + "/api/bench", []int{off.pid()}, backend},
+	}, rounds, d)
 	off.stop()
 	if err != nil {
 		return err

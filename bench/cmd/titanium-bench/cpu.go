@@ -1,0 +1,164 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"titanium/bench/report"
+)
+
+// cpuGroup is a named set of processes whose CPU a run charges per request:
+// one service's instances, nginx's master and workers, the generator.
+type cpuGroup struct {
+	name string
+	pids []int
+}
+
+// cpuSample is the CPU each group and the whole machine had used at one
+// moment; two samples give what a run cost.
+type cpuSample struct {
+	at          time.Time
+	byGroup     map[string]time.Duration
+	busy, total time.Duration // the machine: every core's busy and total time
+}
+
+func sampleCPU(groups []cpuGroup) cpuSample {
+	s := cpuSample{at: time.Now(), byGroup: map[string]time.Duration{}}
+	for _, g := range groups {
+		for _, pid := range g.pids {
+			if t, err := cpuTime(pid); err == nil {
+				s.byGroup[g.name] += t
+			}
+		}
+	}
+	s.busy, s.total, _ = machineCPU()
+	return s
+}
+
+// cpuCost is what a run cost per request, by group, and how busy the
+// machine was: what the groups do not account for is other work (the
+// kernel's share that lands outside them, and anything else running).
+type cpuCost struct {
+	groups  []string
+	perReq  map[string]time.Duration
+	sum     time.Duration // over the groups
+	busyPct float64       // machine busy, % of all cores
+	other   time.Duration // machine busy time per request outside the groups
+}
+
+func costBetween(groups []cpuGroup, a, b cpuSample, requests int, extra map[string]time.Duration) cpuCost {
+	c := cpuCost{perReq: map[string]time.Duration{}}
+	if requests <= 0 {
+		return c
+	}
+	var charged time.Duration
+	add := func(name string, d time.Duration) {
+		c.groups = append(c.groups, name)
+		c.perReq[name] = d / time.Duration(requests)
+		c.sum += c.perReq[name]
+		charged += d
+	}
+	for _, g := range groups {
+		add(g.name, b.byGroup[g.name]-a.byGroup[g.name])
+	}
+	for name, d := range extra {
+		add(name, d)
+	}
+	if total := b.total - a.total; total > 0 {
+		busy := b.busy - a.busy
+		c.busyPct = 100 * float64(busy) / float64(total)
+		c.other = max(0, busy-charged) / time.Duration(requests)
+	}
+	return c
+}
+
+// limit is the request rate at which the groups' CPU alone fills every
+// core: cores ÷ the sum of CPU per request.
+func (c cpuCost) limit(cores int) float64 {
+	if c.sum <= 0 {
+		return 0
+	}
+	return float64(cores) * float64(time.Second) / float64(c.sum)
+}
+
+// String is the breakdown in µs per request, e.g. "lb 48 + backend 35 +
+// wrk 19 = 102 µs/req (other 6, machine 100% busy)".
+func (c cpuCost) String() string {
+	parts := make([]string, len(c.groups))
+	for i, g := range c.groups {
+		parts[i] = fmt.Sprintf("%s %.0f", g, us(c.perReq[g]))
+	}
+	return fmt.Sprintf("%s = %.0f µs/req (other %.0f, machine %.0f%% busy)", strings.Join(parts, " + "), us(c.sum), us(c.other), c.busyPct)
+}
+
+// cpuRow is a table row: each group's µs per request, the sum, other, busy.
+func (c cpuCost) row(lead ...string) []string {
+	row := append([]string(nil), lead...)
+	for _, g := range c.groups {
+		row = append(row, fmt.Sprintf("%.1f", us(c.perReq[g])))
+	}
+	return append(row, fmt.Sprintf("%.1f", us(c.sum)), fmt.Sprintf("%.1f", us(c.other)), fmt.Sprintf("%.0f", c.busyPct))
+}
+
+func cpuTable(title string, lead []string, c cpuCost) *report.Table {
+	cols := append([]string(nil), lead...)
+	for _, g := range c.groups {
+		cols = append(cols, g+" µs")
+	}
+	return &report.Table{Title: title, Columns: append(cols, "sum µs", "other µs", "busy %")}
+}
+
+// machineCPU reads the machine's busy and total CPU time from /proc/stat
+// (idle and iowait are not busy).
+func machineCPU() (busy, total time.Duration, err error) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0, 0, fmt.Errorf("unexpected /proc/stat: %q", line)
+	}
+	var idle int64
+	for i, s := range f[1:] {
+		if i >= 8 { // guest time is already in user
+			break
+		}
+		v, _ := strconv.ParseInt(s, 10, 64)
+		total += time.Duration(v) * 10 * time.Millisecond
+		if i == 3 || i == 4 {
+			idle += v
+		}
+	}
+	return total - time.Duration(idle)*10*time.Millisecond, total, nil
+}
+
+// childPids are the direct children of pid (nginx's workers), from /proc.
+func childPids(pid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(data)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
