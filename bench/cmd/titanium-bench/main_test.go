@@ -98,3 +98,19 @@ func TestQuickB2(t *testing.T) {
 		t.Errorf("no B2 row in the printed table")
 	}
 }
+
+func TestPairedMedian(t *testing.T) {
+	for _, tc := range []struct {
+		a, b []float64
+		want float64
+	}{
+		{[]float64{1, 2, 3}, []float64{2, 2, 2}, 1},
+		{[]float64{9, 8}, []float64{10, 10}, 0.85},
+		{[]float64{5}, []float64{0}, 0},
+		{nil, nil, 0},
+	} {
+		if got := pairedMedian(tc.a, tc.b); got < tc.want-1e-9 || got > tc.want+1e-9 {
+			t.Errorf("pairedMedian(%v, %v) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
