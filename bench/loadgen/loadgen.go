@@ -38,8 +38,9 @@ type Op struct {
 	Name string
 	// Weight is the kind's share of the rate (default 1).
 	Weight int
-	// Target fills in one request. It is called from many goroutines at
-	// once; a Header it sets may be shared by every request (it is copied).
+	// Target fills in one request (required). It is called from many
+	// goroutines at once; a Header it sets may be shared by every request
+	// (it is copied).
 	Target func(t *Target)
 	// OK decides success from the status (0: no answer, never a success);
 	// nil means 2xx.
@@ -92,8 +93,9 @@ type OpResult struct {
 	latencies []time.Duration  // sorted
 }
 
-// opHeader carries a request's op from the targeter to the transport, which
-// removes it: the server never sees it.
+// opHeader carries a request's op from the targeter to the transport. The
+// transport removes it, and vegeta's own X-Vegeta-* headers: the server sees
+// the request as the op made it.
 const opHeader = "X-Loadgen-Op"
 
 // opTransport learns which op each of vegeta's requests is (vegeta numbers
@@ -110,7 +112,9 @@ func (t *opTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.op[req.Header.Get("X-Vegeta-Seq")] = op
 		t.mu.Unlock()
 		req = req.Clone(req.Context())
-		req.Header.Del(opHeader)
+		for _, h := range []string{opHeader, "X-Vegeta-Seq", "X-Vegeta-Attack"} {
+			req.Header.Del(h)
+		}
 	}
 	return t.base.RoundTrip(req)
 }
