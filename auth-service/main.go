@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"sync"
 
 	"titanium/auth-service/httpapi"
 	"titanium/auth-service/userclient"
@@ -51,12 +52,18 @@ func loadConfig(env *envconfig.Reader, logger *slog.Logger) config {
 
 func run(ctx context.Context, env *envconfig.Reader, logger *slog.Logger) error {
 	cfg := loadConfig(env, logger)
-	users, userErr := userclient.New(cfg.userServices)
-	env.Check(userErr == nil, "USER_SERVICE_URL", "want http:// or https:// base URLs")
+	users, userErr := userclient.New(cfg.userServices, logger)
+	if userErr != nil {
+		env.Check(false, "USER_SERVICE_URL", userErr.Error())
+	}
 	srv, err := service.Start("auth-service", env, logger, ":8002")
 	if err != nil {
 		return err
 	}
+	poolCtx, stopPool := context.WithCancel(ctx)
+	var pool sync.WaitGroup
+	pool.Go(func() { users.Run(poolCtx) })
+	defer func() { stopPool(); pool.Wait() }()
 	limits := httpapi.Limits{
 		PerIP:      throttle.New(cfg.ipPerMinute, cfg.ipBurst, cfg.maxTrackedKeys),
 		PerAccount: throttle.New(cfg.accountPerMinute, cfg.accountBurst, cfg.maxTrackedKeys),

@@ -104,7 +104,7 @@ func (f *front) handle(ctx *fasthttp.RequestCtx) {
 		route, fw = "/blog", f.api
 	}
 	method := methodName(ctx.Method())
-	count := f.traffic != nil && route == "/api/" && countedFast(&ctx.Request.Header)
+	count := f.traffic != nil && route == "/api/" && countedHeader(&ctx.Request.Header)
 	id := service.NewRequestID(string(ctx.Request.Header.Peek(service.RequestIDHeader)))
 	// Every copy goes, then ours: Set alone replaces only the first.
 	ctx.Request.Header.Del(service.RequestIDHeader)
@@ -206,8 +206,8 @@ func (c *replayConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
-// countedFast is counted for the fast path.
-func countedFast(h *fasthttp.RequestHeader) bool {
+// countedHeader is counted for the front's fasthttp request header.
+func countedHeader(h *fasthttp.RequestHeader) bool {
 	return realTraffic(h.IsHead(), string(h.Peek("X-Heartbeat")))
 }
 

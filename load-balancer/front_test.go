@@ -30,9 +30,15 @@ type echoed struct {
 
 func echoBackend(t *testing.T) (*httptest.Server, *[]string) {
 	t.Helper()
+	return echoBackendWatched(t, nil)
+}
+
+// echoBackendWatched is echoBackend with a ConnState hook (nil for none).
+func echoBackendWatched(t *testing.T, connState func(net.Conn, http.ConnState)) (*httptest.Server, *[]string) {
+	t.Helper()
 	var mu sync.Mutex
 	var seen []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		mu.Lock()
 		seen = append(seen, r.Method+" "+r.RequestURI)
@@ -50,6 +56,8 @@ func echoBackend(t *testing.T) (*httptest.Server, *[]string) {
 		w.Header().Set("Keep-Alive", "timeout=5") // hop-by-hop: must not reach the client
 		_ = json.NewEncoder(w).Encode(echoed{r.Proto, r.Method, r.RequestURI, string(b), r.Header})
 	}))
+	srv.Config.ConnState = connState
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return srv, &seen
 }
@@ -274,7 +282,32 @@ func TestFrontProtocolEdges(t *testing.T) {
 // A POST on a pooled connection that the instance closed while it was idle
 // (as a graceful shutdown does) is sent on a fresh connection, not lost.
 func TestFrontStaleConnection(t *testing.T) {
-	be, seen := echoBackend(t)
+	var mu sync.Mutex
+	states := map[net.Conn]http.ConnState{}
+	count := func(want http.ConnState) (n int) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, st := range states {
+			if st == want {
+				n++
+			}
+		}
+		return n
+	}
+	be, seen := echoBackendWatched(t, func(c net.Conn, st http.ConnState) {
+		mu.Lock()
+		states[c] = st
+		mu.Unlock()
+	})
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !ok(); {
+			if time.Now().After(deadline) {
+				t.Fatalf("backend: %s did not happen", what)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
 	lbURL, _ := startLB(t, map[string]string{"LB_API_UPSTREAMS": be.URL, "LB_UI_UPSTREAMS": be.URL})
 	for i := range 3 {
 		if code, m := getJSON(t, http.MethodPost, fmt.Sprintf("%s/api/p/%d", lbURL, i), nil, strings.NewReader("x")); code != 200 {
@@ -282,10 +315,11 @@ func TestFrontStaleConnection(t *testing.T) {
 		}
 		// The backend closes its idle connections, the balancer's pooled
 		// one among them, and keeps serving new ones.
-		time.Sleep(20 * time.Millisecond) // the backend marks it idle after answering
+		closed := count(http.StateClosed)
+		waitFor("the connection going idle after the answer", func() bool { return count(http.StateIdle) > 0 })
 		be.Config.SetKeepAlivesEnabled(false)
 		be.Config.SetKeepAlivesEnabled(true)
-		time.Sleep(20 * time.Millisecond) // let the FIN arrive
+		waitFor("the idle connection closing", func() bool { return count(http.StateClosed) > closed })
 	}
 	if len(*seen) != 3 {
 		t.Fatalf("backend saw %v, want each POST once", *seen)

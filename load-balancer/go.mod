@@ -5,7 +5,6 @@ go 1.26.0
 require (
 	github.com/gorilla/websocket v1.5.3
 	github.com/valyala/fasthttp v1.78.0
-	golang.org/x/sync v0.25.0
 	titanium/platform v0.0.0
 )
 
@@ -21,8 +20,6 @@ require (
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/valyala/bytebufferpool v1.0.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
-	golang.org/x/text v0.44.0 // indirect
-	golang.org/x/tools v0.52.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 

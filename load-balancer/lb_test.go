@@ -55,23 +55,23 @@ func TestTrafficMiddleware(t *testing.T) {
 	send(http.MethodHead, "/api/ok")
 	send(http.MethodGet, "/api/ok", "X-Heartbeat", "true")
 	send(http.MethodGet, "/api/ok", "X-Heartbeat", "TRUE")
-	if got := tr.local(time.Now()); got.Totals.Requests != 0 || got.HasRealTraffic {
+	if got := tr.snapshot(time.Now()); got.Totals.Requests != 0 || got.HasRealTraffic {
 		t.Fatalf("excluded requests counted: %+v", got)
 	}
 	send(http.MethodGet, "/api/ok")
 	send(http.MethodPost, "/api/missing")
 	send(http.MethodGet, "/api/boom")
-	got := tr.local(time.Now())
+	got := tr.snapshot(time.Now())
 	if got.Totals.Requests != 3 || got.Totals.Failures != 1 || !got.HasRealTraffic {
 		t.Fatalf("got requests=%d failures=%d real=%v, want 3 1 true", got.Totals.Requests, got.Totals.Failures, got.HasRealTraffic)
 	}
 	// Idle once the window has passed, live again with WebSocket activity.
 	later := time.Now().Add(11 * time.Second)
-	if tr.local(later).HasRealTraffic {
+	if tr.snapshot(later).HasRealTraffic {
 		t.Fatal("has_real_traffic 11 s later: want false")
 	}
 	tr.heartbeat(later)
-	if l := tr.local(later); !l.HasRealTraffic || l.WSHeartbeats != 1 {
+	if l := tr.snapshot(later); !l.HasRealTraffic || l.WSHeartbeats != 1 {
 		t.Fatalf("after a heartbeat: got %+v", l)
 	}
 }

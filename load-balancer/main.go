@@ -188,7 +188,7 @@ func build(srv *service.Server, cfg config, logger *slog.Logger) (*balancer, err
 			return nil, nil, err
 		}
 		lb.pools = append(lb.pools, pool)
-		fast := fastproxy.New(pool, fastproxy.Options{
+		front := fastproxy.New(pool, fastproxy.Options{
 			Timeout:             cfg.headerTimeout,
 			DialTimeout:         cfg.dialTimeout,
 			MaxConnsPerHost:     cfg.idlePerHost,
@@ -205,13 +205,13 @@ func build(srv *service.Server, cfg config, logger *slog.Logger) (*balancer, err
 			Forward:               upstream.EdgeBehind(cfg.trusted),
 			Retry:                 true,
 			Logger:                logger,
-		}), fast, nil
+		}), front, nil
 	}
-	ui, uiFast, err := proxyTo("dashboard-ui", cfg.uiSpecs)
+	ui, uiFront, err := proxyTo("dashboard-ui", cfg.uiSpecs)
 	if err != nil {
 		return nil, err
 	}
-	api, apiFast, err := proxyTo("api-gateway", cfg.apiSpecs)
+	api, apiFront, err := proxyTo("api-gateway", cfg.apiSpecs)
 	if err != nil {
 		return nil, err
 	}
@@ -254,7 +254,7 @@ func build(srv *service.Server, cfg config, logger *slog.Logger) (*balancer, err
 		if cfg.trafficStats {
 			ft = t
 		}
-		srv.SetFront(newFront(srv, uiFast, apiFast, ft, cfg.maxBody, logger))
+		srv.SetFront(newFront(srv, uiFront, apiFront, ft, cfg.maxBody, logger))
 	}
 	limit := func(h http.Handler) http.Handler { return limitBody(cfg.maxBody, h) }
 	srv.Handle("/", limit(ui))
@@ -263,20 +263,10 @@ func build(srv *service.Server, cfg config, logger *slog.Logger) (*balancer, err
 	srv.Handle("/blog", limit(api))
 	srv.Handle("GET /api/ws-heartbeat", lb.hub)
 	srv.HandleFunc("GET /stats/local", lb.agg.serveLocal)
-	// The platform serves a per-process GET /stats on its mux; here /stats
-	// is the aggregate, so it is taken before the mux. Setting the pattern
-	// keeps it labelled (and out of the process's own window) as the
-	// platform's /stats is.
-	srv.Wrap(func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path == "/stats" {
-				r.Pattern = "GET /stats"
-				lb.agg.ServeHTTP(w, r)
-				return
-			}
-			next.ServeHTTP(w, r)
-		})
-	})
+	// /stats is the whole system's here, for every method (the aggregator
+	// answers 405 to all but GET and HEAD); it replaces the platform's
+	// per-process /stats.
+	srv.Handle("/stats", lb.agg)
 	return lb, nil
 }
 

@@ -14,9 +14,8 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sync/singleflight"
-
 	"titanium/platform/apierr"
+	"titanium/platform/memo"
 	"titanium/platform/upstream"
 )
 
@@ -25,23 +24,21 @@ import (
 const statsTimeout = 2 * time.Second
 
 // aggregator builds the load balancer's /stats: a parallel fan-out to every
-// instance of every service and to the peer replicas, merged into one view.
+// instance of every service and to the peer replicas (fanOut), merged into
+// one view (merge).
 type aggregator struct {
 	instance string
 	services []*upstream.Pool // one per service, in display order
 	peers    *upstream.Pool   // other load-balancer replicas; may be empty
 	traffic  *traffic
 	client   *http.Client
-	cacheFor time.Duration
 	logger   *slog.Logger
 
-	group   singleflight.Group
+	// body is the last answer, shared by concurrent callers and served
+	// again for the cache time; collect runs under it, one at a time.
+	body    *memo.Value[[]byte]
 	fanouts atomic.Uint64
-
-	mu       sync.Mutex
-	cached   []byte
-	cachedAt time.Time
-	seen     map[string]seenInstance // by stats URL
+	seen    map[string]seenInstance // by stats URL; only collect touches it
 }
 
 type seenInstance struct {
@@ -50,8 +47,8 @@ type seenInstance struct {
 }
 
 func newAggregator(instance string, services []*upstream.Pool, peers *upstream.Pool, t *traffic, cacheFor time.Duration, logger *slog.Logger) *aggregator {
-	return &aggregator{
-		instance: instance, services: services, peers: peers, traffic: t, cacheFor: cacheFor, logger: logger,
+	a := &aggregator{
+		instance: instance, services: services, peers: peers, traffic: t, logger: logger,
 		client: &http.Client{
 			Timeout: statsTimeout,
 			Transport: &http.Transport{
@@ -62,6 +59,8 @@ func newAggregator(instance string, services []*upstream.Pool, peers *upstream.P
 		},
 		seen: map[string]seenInstance{},
 	}
+	a.body = memo.New(cacheFor, func() ([]byte, error) { return a.collect(), nil })
+	return a
 }
 
 // statsBody is the /stats answer; its field names are the public contract
@@ -133,22 +132,39 @@ type instanceStats struct {
 	Cache    json.RawMessage `json:"cache"`
 }
 
+// fetched is one instance's answer to the fan-out.
 type fetched struct {
+	svc     int // index in aggregator.services
 	url     string
 	stats   instanceStats
 	latency time.Duration
 	err     error
 }
 
+// peerFetched is one peer replica's answer to the fan-out.
+type peerFetched struct {
+	url    string
+	totals replicaTotals
+	err    error
+}
+
+// fanout is what one /stats fan-out gathered.
+type fanout struct {
+	instances []fetched // every instance of every service, in pool order
+	peers     []peerFetched
+	self      replicaTotals // this replica's traffic
+	now       time.Time     // when the answers were all in
+}
+
 // ServeHTTP answers GET /stats. Concurrent callers share one fan-out, and
-// an answer younger than cacheFor is served again.
+// an answer younger than the cache time is served again.
 func (a *aggregator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		apierr.WriteCode(w, apierr.CodeMethodNotAllowed, "use GET")
 		return
 	}
-	body := a.body()
+	body, _ := a.body.Get()
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Type", "application/json")
@@ -158,84 +174,81 @@ func (a *aggregator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (a *aggregator) body() []byte {
-	a.mu.Lock()
-	if a.cached != nil && time.Since(a.cachedAt) < a.cacheFor {
-		b := a.cached
-		a.mu.Unlock()
-		return b
+// collect runs one fan-out and encodes its merge. It is detached from any
+// caller's context: the callers that share it must not lose it because the
+// first one left.
+func (a *aggregator) collect() []byte {
+	names := make([]string, len(a.services))
+	for i, p := range a.services {
+		names[i] = p.Name()
 	}
-	a.mu.Unlock()
-	v, _, _ := a.group.Do("stats", func() (any, error) {
-		b := a.collect()
-		a.mu.Lock()
-		a.cached, a.cachedAt = b, time.Now()
-		a.mu.Unlock()
-		return b, nil
-	})
-	return v.([]byte)
+	body := merge(a.instance, names, a.fanOut(), a.seen)
+	b, err := json.Marshal(body)
+	if err != nil { // cannot happen with these types; keep the endpoint alive anyway
+		a.logger.Error("encode /stats", "err", err)
+		return []byte(`{"status":"DOWN"}`)
+	}
+	return append(b, '\n')
 }
 
-// collect runs one fan-out. It is detached from any caller's context: the
-// callers that share it must not lose it because the first one left.
-func (a *aggregator) collect() []byte {
+// fanOut asks every instance of every service for its /stats and every
+// peer for its /stats/local, all at once, within statsTimeout.
+func (a *aggregator) fanOut() fanout {
 	a.fanouts.Add(1)
 	ctx, cancel := context.WithTimeout(context.Background(), statsTimeout)
 	defer cancel()
-
-	type job struct {
-		svc int
-		url string
-	}
-	var jobs []job
+	var f fanout
 	for i, p := range a.services {
 		for _, h := range p.Hosts() {
-			jobs = append(jobs, job{i, h.URL().String() + "/stats"})
+			f.instances = append(f.instances, fetched{svc: i, url: h.URL().String() + "/stats"})
 		}
 	}
-	results := make([]fetched, len(jobs))
-	var peerHosts []*upstream.Host
 	if a.peers != nil {
-		peerHosts = a.peers.Hosts()
+		for _, h := range a.peers.Hosts() {
+			f.peers = append(f.peers, peerFetched{url: h.URL().String()})
+		}
 	}
-	peerResults := make([]peerFetched, len(peerHosts))
 	var wg sync.WaitGroup
-	for i, j := range jobs {
-		wg.Go(func() { results[i] = a.fetchInstance(ctx, j.url) })
+	for i := range f.instances {
+		wg.Go(func() { a.fetchInstance(ctx, &f.instances[i]) })
 	}
-	for i, h := range peerHosts {
-		wg.Go(func() { peerResults[i] = a.fetchPeer(ctx, h.URL().String()+"/stats/local") })
+	for i := range f.peers {
+		wg.Go(func() { a.fetchPeer(ctx, &f.peers[i]) })
 	}
-	now := time.Now()
-	self := a.traffic.local(now)
+	f.self = a.traffic.snapshot(time.Now())
 	wg.Wait()
-	now = time.Now()
+	f.now = time.Now()
+	return f
+}
 
+// merge builds the /stats answer of replica instance from one fan-out.
+// services names the services in display order. seen holds, by stats URL,
+// the instances seen online before: merge records the ones online now and
+// forgets those no longer in any pool.
+func merge(instance string, services []string, f fanout, seen map[string]seenInstance) statsBody {
 	body := statsBody{
 		Service:       "load-balancer",
-		Instance:      a.instance,
-		Timestamp:     now.UTC().Format(time.RFC3339Nano),
+		Instance:      instance,
+		Timestamp:     f.now.UTC().Format(time.RFC3339Nano),
 		WindowSeconds: windowSeconds,
 		Database:      offlineStatus,
 		Cache:         offlineStatus,
-		Services:      make([]serviceRow, len(a.services)),
-		TotalServices: len(a.services),
+		Services:      make([]serviceRow, len(services)),
+		TotalServices: len(services),
 	}
-	a.mu.Lock()
-	for i, p := range a.services {
-		body.Services[i] = serviceRow{Name: p.Name(), Status: offline, Instances: []instanceRow{}}
+	for i, name := range services {
+		body.Services[i] = serviceRow{Name: name, Status: offline, Instances: []instanceRow{}}
 	}
-	var latencySum = make([]time.Duration, len(a.services))
-	for k, res := range results {
-		svc := jobs[k].svc
-		row := &body.Services[svc]
+	latencySum := make([]time.Duration, len(services))
+	for _, res := range f.instances {
+		row := &body.Services[res.svc]
 		inst := instanceRow{URL: res.url, Status: offline, LatencyMs: ms(res.latency)}
 		if res.err == nil {
 			inst.Status = online
 			inst.Instance = res.stats.Instance
-			a.seen[res.url] = seenInstance{name: res.stats.Instance, at: now}
+			seen[res.url] = seenInstance{name: res.stats.Instance, at: f.now}
 			row.OnlineInstances++
-			latencySum[svc] += res.latency
+			latencySum[res.svc] += res.latency
 			if row.Name == "user-service" && string(body.Database) == string(offlineStatus) {
 				if len(res.stats.Database) > 0 {
 					body.Database = res.stats.Database
@@ -247,7 +260,7 @@ func (a *aggregator) collect() []byte {
 		} else {
 			inst.Error = res.err.Error()
 		}
-		if s, ok := a.seen[res.url]; ok {
+		if s, ok := seen[res.url]; ok {
 			ts := s.at.UTC().Format(time.RFC3339Nano)
 			inst.LastSeen = &ts
 			if inst.Instance == "" {
@@ -262,18 +275,17 @@ func (a *aggregator) collect() []byte {
 	}
 	// An instance no longer in any pool (a pod gone from DNS) is not shown
 	// again: forget it, or the map grows with every pod ever scheduled.
-	if len(a.seen) > len(results) {
-		current := make(map[string]bool, len(results))
-		for _, res := range results {
+	if len(seen) > len(f.instances) {
+		current := make(map[string]bool, len(f.instances))
+		for _, res := range f.instances {
 			current[res.url] = true
 		}
-		for url := range a.seen {
+		for url := range seen {
 			if !current[url] {
-				delete(a.seen, url)
+				delete(seen, url)
 			}
 		}
 	}
-	a.mu.Unlock()
 	for i := range body.Services {
 		row := &body.Services[i]
 		if row.OnlineInstances > 0 {
@@ -293,22 +305,22 @@ func (a *aggregator) collect() []byte {
 
 	// This replica's window plus every peer's: any replica describes the
 	// whole system.
-	totals := self.Totals
-	body.WS = wsStats{Clients: self.WSClients, Heartbeats: self.WSHeartbeats}
-	body.HasRealTraffic = self.HasRealTraffic
-	body.LoadBalancers = []lbRow{{Instance: a.instance, Status: online}}
-	for i, pr := range peerResults {
-		if pr.err == nil && pr.local.Instance == a.instance {
+	totals := f.self.Totals
+	body.WS = wsStats{Clients: f.self.WSClients, Heartbeats: f.self.WSHeartbeats}
+	body.HasRealTraffic = f.self.HasRealTraffic
+	body.LoadBalancers = []lbRow{{Instance: instance, Status: online}}
+	for _, pr := range f.peers {
+		if pr.err == nil && pr.totals.Instance == instance {
 			continue // ourselves, reached through the peers' DNS name
 		}
-		row := lbRow{Instance: pr.local.Instance, Status: online, URL: peerHosts[i].URL().String()}
+		row := lbRow{Instance: pr.totals.Instance, Status: online, URL: pr.url}
 		if pr.err != nil {
-			row.Status, row.Instance = offline, peerHosts[i].URL().String()
+			row.Status, row.Instance = offline, pr.url
 		} else {
-			totals.Add(pr.local.Totals)
-			body.WS.Clients += pr.local.WSClients
-			body.WS.Heartbeats += pr.local.WSHeartbeats
-			body.HasRealTraffic = body.HasRealTraffic || pr.local.HasRealTraffic
+			totals.Add(pr.totals.Totals)
+			body.WS.Clients += pr.totals.WSClients
+			body.WS.Heartbeats += pr.totals.WSHeartbeats
+			body.HasRealTraffic = body.HasRealTraffic || pr.totals.HasRealTraffic
 		}
 		body.LoadBalancers = append(body.LoadBalancers, row)
 	}
@@ -320,13 +332,7 @@ func (a *aggregator) collect() []byte {
 	body.P99ResponseTimeMs = sum.P99ResponseTimeMs
 	body.SuccessRate = sum.SuccessRatePercent
 	body.TotalRequests = sum.Requests
-
-	b, err := json.Marshal(body)
-	if err != nil { // cannot happen with these types; keep the endpoint alive anyway
-		a.logger.Error("encode /stats", "err", err)
-		return []byte(`{"status":"DOWN"}`)
-	}
-	return append(b, '\n')
+	return body
 }
 
 func ms(d time.Duration) float64 {
@@ -354,27 +360,18 @@ func (a *aggregator) get(ctx context.Context, url string, v any) (time.Duration,
 	return time.Since(start), nil
 }
 
-func (a *aggregator) fetchInstance(ctx context.Context, url string) fetched {
-	f := fetched{url: url}
-	f.latency, f.err = a.get(ctx, url, &f.stats)
+// fetchInstance fills f (its url set) with the instance's /stats.
+func (a *aggregator) fetchInstance(ctx context.Context, f *fetched) {
+	f.latency, f.err = a.get(ctx, f.url, &f.stats)
 	if f.err == nil && f.stats.Status != "" && f.stats.Status != online {
 		f.err = fmt.Errorf("reports %s", f.stats.Status)
 	}
-	if f.err != nil {
-		f.err = shortErr(f.err)
-	}
-	return f
+	f.err = shortErr(f.err)
 }
 
-type peerFetched struct {
-	local local
-	err   error
-}
-
-func (a *aggregator) fetchPeer(ctx context.Context, url string) peerFetched {
-	var p peerFetched
-	_, p.err = a.get(ctx, url, &p.local)
-	return p
+// fetchPeer fills p (its url set) with the peer's /stats/local.
+func (a *aggregator) fetchPeer(ctx context.Context, p *peerFetched) {
+	_, p.err = a.get(ctx, p.url+"/stats/local", &p.totals)
 }
 
 // shortErr names the failure class without the URL the row already shows.
@@ -392,7 +389,7 @@ func shortErr(err error) error {
 
 // serveLocal answers GET /stats/local: this replica's raw, mergeable totals.
 func (a *aggregator) serveLocal(w http.ResponseWriter, _ *http.Request) {
-	l := a.traffic.local(time.Now())
+	l := a.traffic.snapshot(time.Now())
 	l.Instance = a.instance
 	l.Fanouts = a.fanouts.Load()
 	w.Header().Set("Cache-Control", "no-store")

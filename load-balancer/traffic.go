@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"titanium/platform/service"
 	"titanium/platform/window"
 )
 
@@ -26,31 +27,8 @@ func newTraffic() *traffic {
 	return &traffic{requests: window.New(windowSeconds), heartbeats: window.New(windowSeconds)}
 }
 
-// statusWriter remembers the status the proxy writes. It is pooled so that
-// counting a request allocates nothing; Unwrap keeps Flush and Hijack
-// reachable through http.ResponseController.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (sw *statusWriter) WriteHeader(code int) {
-	if sw.status == 0 {
-		sw.status = code
-	}
-	sw.ResponseWriter.WriteHeader(code)
-}
-
-func (sw *statusWriter) Write(b []byte) (int, error) {
-	if sw.status == 0 {
-		sw.status = http.StatusOK
-	}
-	return sw.ResponseWriter.Write(b)
-}
-
-func (sw *statusWriter) Unwrap() http.ResponseWriter { return sw.ResponseWriter }
-
-var statusWriters = sync.Pool{New: func() any { return new(statusWriter) }}
+// statusRecorders are pooled so that counting a request allocates nothing.
+var statusRecorders = sync.Pool{New: func() any { return new(service.StatusRecorder) }}
 
 // counted reports whether r is real traffic: HEAD requests and explicit
 // heartbeats (X-Heartbeat: true) are not. The handler it wraps is mounted on
@@ -78,17 +56,14 @@ func (t *traffic) middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		sw := statusWriters.Get().(*statusWriter)
-		sw.ResponseWriter, sw.status = w, 0
+		rec := statusRecorders.Get().(*service.StatusRecorder)
+		rec.Reset(w)
 		start := time.Now()
-		next.ServeHTTP(sw, r)
+		next.ServeHTTP(rec, r)
 		end := time.Now()
-		status := sw.status
-		if status == 0 {
-			status = http.StatusOK
-		}
-		sw.ResponseWriter = nil
-		statusWriters.Put(sw)
+		status := rec.Status()
+		rec.Reset(nil)
+		statusRecorders.Put(rec)
 		t.requests.Record(end, end.Sub(start), status >= 500)
 	})
 }
@@ -102,8 +77,9 @@ func (t *traffic) heartbeat(now time.Time) {
 	t.wsActivity(now)
 }
 
-// local is this replica's raw traffic state, mergeable across replicas.
-type local struct {
+// replicaTotals is this replica's raw traffic state, mergeable across
+// replicas (what GET /stats/local serves).
+type replicaTotals struct {
 	Instance       string        `json:"instance"`
 	Totals         window.Totals `json:"totals"`
 	WSClients      int64         `json:"ws_clients"`
@@ -113,10 +89,11 @@ type local struct {
 	Fanouts uint64 `json:"fanouts"`
 }
 
-func (t *traffic) local(now time.Time) local {
+// snapshot is the traffic state at now.
+func (t *traffic) snapshot(now time.Time) replicaTotals {
 	tot := t.requests.Totals(now)
 	hb := t.heartbeats.Totals(now).Requests
 	last := t.lastWS.Load()
 	active := tot.Requests > 0 || hb > 0 || (last != 0 && now.Sub(time.Unix(0, last)) < windowSeconds*time.Second)
-	return local{Totals: tot, WSClients: t.wsClients.Load(), WSHeartbeats: hb, HasRealTraffic: active}
+	return replicaTotals{Totals: tot, WSClients: t.wsClients.Load(), WSHeartbeats: hb, HasRealTraffic: active}
 }

@@ -1,8 +1,10 @@
-// Package userclient calls user-service's internal authenticate endpoint.
-// USER_SERVICE_URL may list several instances: calls are spread across them
-// round-robin, and a call that could not reach one (connection refused, an
-// instance draining or overloaded) is tried on the next, so one dead
-// instance never fails a login.
+// Package userclient calls user-service's internal authenticate endpoint
+// through an upstream.Pool, the instance pool the gateway and the load
+// balancer use: USER_SERVICE_URL has their grammar (base URLs, or
+// dns+http://name:port for one instance per address, re-resolved), calls
+// go to a ready instance, and a call that could not connect is sent once
+// more, to another instance when there is one, so one dead instance never
+// fails a login.
 package userclient
 
 import (
@@ -12,14 +14,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
+	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"titanium/platform/memo"
 	"titanium/platform/service"
+	"titanium/platform/upstream"
 )
 
 // Errors callers switch on.
@@ -37,44 +39,56 @@ type Identity struct {
 	Username string `json:"username"`
 }
 
-// AttemptTimeout bounds one call to one instance. user-service may queue a
-// password check for up to 2 s when its hashing slots are busy, then ~100 ms
-// of bcrypt; past that it is not coming.
-const AttemptTimeout = 3 * time.Second
+const (
+	// AttemptTimeout bounds the wait for one instance's answer. user-service
+	// may queue a password check for up to 2 s when its hashing slots are
+	// busy, then ~100 ms of bcrypt; past that it is not coming.
+	AttemptTimeout = 3 * time.Second
+	// DialTimeout bounds a connect; a failed one is the retry's cue.
+	DialTimeout = time.Second
+	// callTimeout bounds a whole call: a failed connect, then one attempt.
+	callTimeout = DialTimeout + AttemptTimeout
+	// probeTimeout bounds one /readyz check for /stats.
+	probeTimeout = 500 * time.Millisecond
+)
 
-// Client is a user-service client over one or more base URLs.
+// Client is a user-service client over a pool of instances.
 type Client struct {
-	bases []string
-	http  *http.Client
-	next  atomic.Uint64
-
-	mu        sync.Mutex
-	checkedAt time.Time
-	last      []InstanceStatus
+	pool  *upstream.Pool
+	http  *http.Client // through the pool
+	probe *http.Client // straight to one instance, for /stats
+	reach *memo.Value[[]InstanceStatus]
 }
 
-// New returns a client for the given base URLs (e.g. http://127.0.0.1:8001).
-func New(bases []string) (*Client, error) {
-	if len(bases) == 0 {
-		return nil, errors.New("no user-service URL")
+// New returns a client for instance specs in the upstream grammar
+// ("http://127.0.0.1:8101", "dns+http://user-service-headless:8101").
+// Instances are health-checked on /readyz and DNS names re-resolved while
+// Run runs.
+func New(specs []string, logger *slog.Logger) (*Client, error) {
+	pool, err := upstream.New("user-service", specs, upstream.Options{HealthPath: "/readyz", Logger: logger})
+	if err != nil {
+		return nil, err
 	}
-	for i, b := range bases {
-		b = strings.TrimRight(b, "/")
-		if !strings.HasPrefix(b, "http://") && !strings.HasPrefix(b, "https://") {
-			return nil, fmt.Errorf("user-service URL %q: want http:// or https://", b)
-		}
-		bases[i] = b
+	c := &Client{
+		pool: pool,
+		http: &http.Client{
+			Timeout: callTimeout,
+			Transport: upstream.NewTransport(pool, upstream.ProxyOptions{
+				ResponseHeaderTimeout: AttemptTimeout,
+				DialTimeout:           DialTimeout,
+				MaxIdleConnsPerHost:   64, // the default 2 churns connections under load
+				Retry:                 true,
+			}),
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		probe: &http.Client{Timeout: probeTimeout},
 	}
-	tr := &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   64, // the default 2 churns connections under load
-		IdleConnTimeout:       30 * time.Second,
-		ResponseHeaderTimeout: AttemptTimeout,
-		ExpectContinueTimeout: time.Second,
-	}
-	return &Client{bases: bases, http: &http.Client{Transport: tr, Timeout: AttemptTimeout}}, nil
+	c.reach = memo.New(time.Second, func() ([]InstanceStatus, error) { return c.checkAll(), nil })
+	return c, nil
 }
+
+// Run keeps the instance set and its health current until ctx ends.
+func (c *Client) Run(ctx context.Context) { c.pool.Run(ctx) }
 
 // Authenticate checks username and password with user-service.
 func (c *Client) Authenticate(ctx context.Context, username, password string) (Identity, error) {
@@ -82,63 +96,40 @@ func (c *Client) Authenticate(ctx context.Context, username, password string) (I
 	if err != nil {
 		return Identity{}, err
 	}
-	start := int(c.next.Add(1) % uint64(len(c.bases)))
-	var lastErr error
-	for i := range c.bases {
-		base := c.bases[(start+i)%len(c.bases)]
-		id, retry, err := c.authenticateOnce(ctx, base, body)
-		if err == nil || !retry {
-			return id, err
-		}
-		lastErr = err
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return Identity{}, fmt.Errorf("%w: %w", ErrUnavailable, lastErr)
-}
-
-// authenticateOnce makes one call; retry says whether another instance may
-// answer where this one could not.
-func (c *Client) authenticateOnce(ctx context.Context, base string, body []byte) (id Identity, retry bool, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/internal/authenticate", bytes.NewReader(body))
+	// The pool's transport puts the instance in the URL.
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://user-service/internal/authenticate", bytes.NewReader(body))
 	if err != nil {
-		return Identity{}, false, err
+		return Identity{}, err
 	}
+	req.Host = ""
 	req.Header.Set("Content-Type", "application/json")
 	if rid := service.RequestID(ctx); rid != "" {
 		req.Header.Set(service.RequestIDHeader, rid)
 	}
+	// Only a call that never reached an instance is sent again: one that
+	// timed out may have cost it a bcrypt already.
 	resp, err := c.http.Do(req)
 	if err != nil {
-		// Only a call that never reached the instance is retried: one that
-		// timed out may have cost it a bcrypt already.
-		return Identity{}, isConnectError(err), err
+		return Identity{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if err != nil {
-		return Identity{}, false, fmt.Errorf("%w: read response: %w", ErrUnavailable, err)
+		return Identity{}, fmt.Errorf("%w: read response: %w", ErrUnavailable, err)
 	}
 	switch resp.StatusCode {
 	case http.StatusOK:
+		var id Identity
 		if err := json.Unmarshal(data, &id); err != nil || id.ID <= 0 || id.Username == "" {
-			return Identity{}, false, fmt.Errorf("%w: malformed authenticate answer", ErrUnavailable)
+			return Identity{}, fmt.Errorf("%w: malformed authenticate answer", ErrUnavailable)
 		}
-		return id, false, nil
+		return id, nil
 	case http.StatusUnauthorized:
-		return Identity{}, false, ErrBadCredentials
-	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		// Draining or saturated: another instance may have room.
-		return Identity{}, true, fmt.Errorf("%s answered %d", base, resp.StatusCode)
+		return Identity{}, ErrBadCredentials
 	default:
-		return Identity{}, false, fmt.Errorf("%w: %s answered %d", ErrUnavailable, base, resp.StatusCode)
+		// 503 is user-service's "hashing saturated, retry shortly".
+		return Identity{}, fmt.Errorf("%w: answered %d", ErrUnavailable, resp.StatusCode)
 	}
-}
-
-func isConnectError(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // InstanceStatus is one user-service instance as /stats reports it.
@@ -149,26 +140,23 @@ type InstanceStatus struct {
 }
 
 // Reachability checks every instance's /readyz in parallel (500 ms each),
-// at most once per second whatever the number of callers.
-func (c *Client) Reachability(ctx context.Context) []InstanceStatus {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.last != nil && time.Since(c.checkedAt) < time.Second {
-		return c.last
-	}
-	out := make([]InstanceStatus, len(c.bases))
+// at most once per second whatever the number of callers. The check is
+// shared among callers, so it runs apart from any caller's context.
+func (c *Client) Reachability(context.Context) []InstanceStatus {
+	out, _ := c.reach.Get()
+	return out
+}
+
+func (c *Client) checkAll() []InstanceStatus {
+	hosts := c.pool.Hosts()
+	out := make([]InstanceStatus, len(hosts))
 	var wg sync.WaitGroup
-	for i, base := range c.bases {
+	for i, h := range hosts {
+		base := h.URL().String()
+		out[i] = InstanceStatus{URL: base, Status: "OFFLINE"}
 		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-			defer cancel()
-			out[i] = InstanceStatus{URL: base, Status: "OFFLINE"}
 			start := time.Now()
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
-			if err != nil {
-				return
-			}
-			resp, err := c.http.Do(req)
+			resp, err := c.probe.Get(base + "/readyz")
 			if err != nil {
 				return
 			}
@@ -181,6 +169,5 @@ func (c *Client) Reachability(ctx context.Context) []InstanceStatus {
 		})
 	}
 	wg.Wait()
-	c.checkedAt, c.last = time.Now(), out
 	return out
 }

@@ -1,19 +1,26 @@
-// Package loadgen drives load for the benchmark: open-model constant
-// arrival rate through vegeta's library (requests start on the clock
-// whether or not earlier ones finished, so a slow server shows up as
-// latency rather than as a lower rate), and closed-loop maximum throughput
-// through wrk for the proxy comparisons.
+// Package loadgen drives load for the benchmark and the whole-stack tests.
+// Open-model runs go through vegeta's library: requests start on the clock
+// whether or not earlier ones finished (so a slow server meets the same
+// arrival rate, as real users are, and shows up as latency rather than as
+// a lower rate), each with a timeout, every outcome recorded per kind of
+// request. Closed-loop maximum throughput, for the proxy comparisons, goes
+// through wrk.
 package loadgen
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"maps"
+	"net"
 	"net/http"
 	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
@@ -21,160 +28,314 @@ import (
 	"titanium/bench/report"
 )
 
-// Result summarises one open-model run.
-type Result struct {
-	Rate      int                    // requested requests per second
-	Duration  time.Duration          // requested duration
-	Sent      int                    // requests started
-	OK        int                    // 2xx answers
-	Errors    int                    // everything else (transport errors included)
-	Achieved  float64                // requests started per second, measured
-	P50, P95  time.Duration          // latency of all answers
-	P99, Max  time.Duration          //
-	ByCode    map[int]int            // status code → count (0: transport error)
-	ErrSample []string               // a few distinct error texts
-	ByName    map[string]*NamedStats // per target kind (list/detail/create)
+// Target is the request an Op sends: vegeta's target (method, URL, body,
+// header).
+type Target = vegeta.Target
+
+// Op is one kind of request in a weighted mix.
+type Op struct {
+	// Name labels the kind in results ("list", "create", ...).
+	Name string
+	// Weight is the kind's share of the rate (default 1).
+	Weight int
+	// Target fills in one request (required). It is called from many
+	// goroutines at once; a Header it sets may be shared by every request
+	// (it is copied).
+	Target func(t *Target)
+	// OK decides success from the status (0: no answer, never a success);
+	// nil means 2xx.
+	OK func(status int) bool
+	// Answer, when set, sees every answer's status and body, one at a time.
+	Answer func(status int, body []byte)
 }
 
-// NamedStats are latencies of one kind of request in a mixed run.
-type NamedStats struct {
-	Count, Errors int
-	P50, P99      time.Duration
+// Request is an Op.Target for a fixed request with an optional body and
+// headers (alternating key, value).
+func Request(method, url string, body []byte, headers ...string) func(*Target) {
+	var h http.Header
+	for i := 0; i+1 < len(headers); i += 2 {
+		if h == nil {
+			h = http.Header{}
+		}
+		h.Add(headers[i], headers[i+1])
+	}
+	return func(t *Target) { t.Method, t.URL, t.Body, t.Header = method, url, body, h }
 }
-
-// Targeter builds the i-th request of a run (i counts from 0; vegeta calls
-// it from many workers at once, each i once) and returns its kind, the name
-// it is reported under.
-type Targeter func(i uint64, t *vegeta.Target)
-
-// Kind names a request in the per-kind breakdown (e.g. list/detail/create).
-type Kind func(method, url string) string
 
 // Spec is one open-model run.
 type Spec struct {
-	Rate     int           // requests started per second
-	Duration time.Duration // how long
+	Rate     int           // requests started per second, over all ops
+	Duration time.Duration // how long requests start
 	Timeout  time.Duration // per request (default 5 s)
 	// MaxConns caps connections to the target (0: as many as the load
 	// needs). A cap makes requests queue in the client when all are busy.
 	MaxConns int
 }
 
-// Open runs tr at spec.Rate requests per second for spec.Duration (open
-// model); kind may be nil.
-func Open(ctx context.Context, spec Spec, tr Targeter, kind Kind) Result {
-	rate, d := spec.Rate, spec.Duration
-	if spec.Timeout == 0 {
+// Result is the outcome of a run.
+type Result struct {
+	Rate     int           // requested requests per second
+	Duration time.Duration // requested duration
+	Elapsed  time.Duration // from the start until the last answer
+	Achieved float64       // requests started per second, measured
+	Ops      map[string]*OpResult
+	all      []time.Duration // every latency, sorted
+}
+
+// OpResult is the outcome of one kind of request.
+type OpResult struct {
+	Name      string
+	Sent      int64
+	OK        int64
+	Failed    int64
+	Statuses  map[int]int64    // status → count (0: no answer)
+	Errors    map[string]int64 // a few distinct failure messages, counted
+	latencies []time.Duration  // sorted
+}
+
+// opHeader carries a request's op from the targeter to the transport. The
+// transport removes it, and vegeta's own X-Vegeta-* headers: the server sees
+// the request as the op made it.
+const opHeader = "X-Loadgen-Op"
+
+// opTransport learns which op each of vegeta's requests is (vegeta numbers
+// them in X-Vegeta-Seq; its results carry the number back).
+type opTransport struct {
+	base *http.Transport
+	mu   sync.Mutex
+	op   map[string]int // X-Vegeta-Seq → op index
+}
+
+func (t *opTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if op, err := strconv.Atoi(req.Header.Get(opHeader)); err == nil {
+		t.mu.Lock()
+		t.op[req.Header.Get("X-Vegeta-Seq")] = op
+		t.mu.Unlock()
+		req = req.Clone(req.Context())
+		for _, h := range []string{opHeader, "X-Vegeta-Seq", "X-Vegeta-Attack"} {
+			req.Header.Del(h)
+		}
+	}
+	return t.base.RoundTrip(req)
+}
+
+// take returns (and forgets) the op of vegeta's request seq, -1 when the
+// request never reached the transport.
+func (t *opTransport) take(seq uint64) int {
+	key := strconv.FormatUint(seq, 10)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	op, ok := t.op[key]
+	if !ok {
+		return -1
+	}
+	delete(t.op, key)
+	return op
+}
+
+// Run sends ops at spec.Rate requests per second, split by weight in a
+// repeating sequence, for spec.Duration (open model), then waits for the
+// requests in flight (each bounded by the timeout). When ctx ends, no more
+// requests start.
+func Run(ctx context.Context, spec Spec, ops ...Op) *Result {
+	if spec.Timeout <= 0 {
 		spec.Timeout = 5 * time.Second
 	}
-	opts := []func(*vegeta.Attacker){
-		vegeta.Timeout(spec.Timeout),
-		vegeta.KeepAlive(true),
+	res := &Result{Rate: spec.Rate, Duration: spec.Duration, Ops: map[string]*OpResult{}}
+	var schedule []int
+	for i, op := range ops {
+		res.Ops[op.Name] = &OpResult{Name: op.Name, Statuses: map[int]int64{}, Errors: map[string]int64{}}
+		for range max(op.Weight, 1) {
+			schedule = append(schedule, i)
+		}
+	}
+	if len(ops) == 0 || spec.Rate <= 0 || spec.Duration <= 0 {
+		return res
+	}
+	base := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: spec.Timeout, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConnsPerHost: 10000,
+		MaxConnsPerHost:     spec.MaxConns,
+		IdleConnTimeout:     30 * time.Second,
+		// HTTP/1.1 only, as the services speak.
+		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{},
+	}
+	defer base.CloseIdleConnections()
+	tr := &opTransport{base: base, op: map[string]int{}}
+	atk := vegeta.NewAttacker(
+		vegeta.Client(&http.Client{
+			Timeout:       spec.Timeout,
+			Transport:     tr,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}),
 		vegeta.Workers(64),
 		// Workers are added when all are busy: a high cap keeps the model
 		// open (a slow answer never delays the next start).
 		vegeta.MaxWorkers(20000),
-		vegeta.Connections(10000),
-		vegeta.HTTP2(false),
-		vegeta.Redirects(vegeta.NoFollow),
-	}
-	if spec.MaxConns > 0 {
-		opts = append(opts, vegeta.MaxConnections(spec.MaxConns))
-	}
-	atk := vegeta.NewAttacker(opts...)
-	var seq uint64
+	)
+	var n atomic.Uint64
 	targeter := func(t *vegeta.Target) error {
-		tr(nextSeq(&seq), t)
+		i := schedule[(n.Add(1)-1)%uint64(len(schedule))]
+		ops[i].Target(t)
+		h := make(http.Header, len(t.Header)+1)
+		for k, v := range t.Header {
+			h[k] = v
+		}
+		h.Set(opHeader, strconv.Itoa(i))
+		t.Header = h
 		return nil
 	}
-	if kind == nil {
-		kind = func(string, string) string { return "all" }
-	}
-	res := Result{Rate: rate, Duration: d, ByCode: map[int]int{}, ByName: map[string]*NamedStats{}}
-	var (
-		lats     = make([]time.Duration, 0, rate*int(d/time.Second+1))
-		perKind  = map[string][]time.Duration{}
-		first    time.Time
-		lastSent time.Time
-		errSeen  = map[string]bool{}
-	)
-	pacer := vegeta.ConstantPacer{Freq: rate, Per: time.Second}
-	results := atk.Attack(targeter, pacer, d, "titanium-bench")
+	start := time.Now()
+	results := atk.Attack(targeter, vegeta.ConstantPacer{Freq: spec.Rate, Per: time.Second}, spec.Duration, "titanium-loadgen")
 	stop := context.AfterFunc(ctx, func() { atk.Stop() })
 	defer stop()
+	var first, last time.Time
+	var sent int64
 	for r := range results {
-		k := kind(r.Method, r.URL)
-		res.Sent++
+		var op *Op
+		var o *OpResult
+		if i := tr.take(r.Seq); i >= 0 {
+			op, o = &ops[i], res.Ops[ops[i].Name]
+		} else {
+			o = res.Ops["(unsent)"]
+			if o == nil {
+				o = &OpResult{Name: "(unsent)", Statuses: map[int]int64{}, Errors: map[string]int64{}}
+				res.Ops[o.Name] = o
+			}
+		}
+		sent++
 		if first.IsZero() || r.Timestamp.Before(first) {
 			first = r.Timestamp
 		}
-		if r.Timestamp.After(lastSent) {
-			lastSent = r.Timestamp
+		if r.Timestamp.After(last) {
+			last = r.Timestamp
 		}
-		code := int(r.Code)
-		res.ByCode[code]++
-		ns := res.ByName[k]
-		if ns == nil {
-			ns = &NamedStats{}
-			res.ByName[k] = ns
+		status := int(r.Code)
+		o.Sent++
+		o.Statuses[status]++
+		o.latencies = append(o.latencies, r.Latency)
+		res.all = append(res.all, r.Latency)
+		ok := status != 0
+		if ok && op != nil && op.OK != nil {
+			ok = op.OK(status)
+		} else if ok {
+			ok = status >= 200 && status < 300
 		}
-		ns.Count++
-		if code >= 200 && code < 300 && r.Error == "" {
-			res.OK++
-		} else {
-			res.Errors++
-			ns.Errors++
-			if len(errSeen) < 5 && !errSeen[r.Error] {
-				errSeen[r.Error] = true
-				res.ErrSample = append(res.ErrSample, fmt.Sprintf("%s %s: %d %s", r.Method, r.URL, code, r.Error))
+		if op != nil && op.Answer != nil && status != 0 {
+			op.Answer(status, r.Body)
+		}
+		if ok {
+			o.OK++
+			continue
+		}
+		o.Failed++
+		msg := fmt.Sprintf("status %d", status)
+		if status == 0 {
+			msg = r.Error
+			if len(msg) > 120 {
+				msg = msg[:120]
 			}
 		}
-		lats = append(lats, r.Latency)
-		perKind[k] = append(perKind[k], r.Latency)
+		if _, seen := o.Errors[msg]; seen || len(o.Errors) < 8 {
+			o.Errors[msg]++
+		}
 	}
-	slices.Sort(lats)
-	res.P50, res.P95 = report.Percentile(lats, 50), report.Percentile(lats, 95)
-	res.P99 = report.Percentile(lats, 99)
-	if len(lats) > 0 {
-		res.Max = lats[len(lats)-1]
-	}
-	if span := lastSent.Sub(first); span > 0 && res.Sent > 1 {
+	res.Elapsed = time.Since(start)
+	if span := last.Sub(first); span > 0 && sent > 1 {
 		// Starts per second over the span of starts (n-1 gaps).
-		res.Achieved = float64(res.Sent-1) / span.Seconds()
+		res.Achieved = float64(sent-1) / span.Seconds()
 	}
-	for k, l := range perKind {
-		slices.Sort(l)
-		res.ByName[k].P50, res.ByName[k].P99 = report.Percentile(l, 50), report.Percentile(l, 99)
+	slices.Sort(res.all)
+	for _, o := range res.Ops {
+		slices.Sort(o.latencies)
 	}
 	return res
 }
 
-// Status is a short description of the run's errors, "" when there were none.
-func (r Result) Status() string {
-	if r.Errors == 0 {
+// Totals sums every op.
+func (r *Result) Totals() (sent, ok, failed int64) {
+	for _, o := range r.Ops {
+		sent += o.Sent
+		ok += o.OK
+		failed += o.Failed
+	}
+	return sent, ok, failed
+}
+
+// Count5xx counts answers with a 5xx status over every op.
+func (r *Result) Count5xx() int64 {
+	var n int64
+	for _, o := range r.Ops {
+		for s, c := range o.Statuses {
+			if s >= 500 {
+				n += c
+			}
+		}
+	}
+	return n
+}
+
+// Percentile is the p-th percentile (0..100) latency over every op, 0 when
+// there was no request.
+func (r *Result) Percentile(p float64) time.Duration { return report.Percentile(r.all, p) }
+
+// Percentile is the p-th percentile (0..100) latency of the op.
+func (o *OpResult) Percentile(p float64) time.Duration { return report.Percentile(o.latencies, p) }
+
+// Status is a short description of the run's failures, "" when there were
+// none: the count of each failing status, and one error message.
+func (r *Result) Status() string {
+	codes := map[int]int64{}
+	var sample string
+	for _, name := range r.names() {
+		o := r.Ops[name]
+		for c, n := range o.Statuses {
+			if c < 200 || c >= 300 {
+				codes[c] += n
+			}
+		}
+		for msg := range o.Errors {
+			if sample == "" || msg < sample {
+				sample = msg
+			}
+		}
+	}
+	if _, _, failed := r.Totals(); failed == 0 {
 		return ""
 	}
 	var parts []string
-	codes := make([]int, 0, len(r.ByCode))
-	for c := range r.ByCode {
-		codes = append(codes, c)
-	}
-	slices.Sort(codes)
-	for _, c := range codes {
-		if c < 200 || c >= 300 {
-			parts = append(parts, fmt.Sprintf("%d×%d", r.ByCode[c], c))
-		}
+	for _, c := range slices.Sorted(maps.Keys(codes)) {
+		parts = append(parts, fmt.Sprintf("%d×%d", codes[c], c))
 	}
 	s := strings.Join(parts, " ")
-	if len(r.ErrSample) > 0 {
-		s += " (" + r.ErrSample[0] + ")"
+	if sample != "" {
+		s += " (" + sample + ")"
 	}
 	return s
 }
 
-// Get is a Targeter kind helper: a GET of url.
-func Get(t *vegeta.Target, url string) {
-	t.Method, t.URL, t.Body, t.Header = http.MethodGet, url, nil, nil
+func (r *Result) names() []string {
+	names := make([]string, 0, len(r.Ops))
+	for n := range r.Ops {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// String is a one-line-per-op summary for logs.
+func (r *Result) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "elapsed %s, achieved %.0f/s", r.Elapsed.Round(time.Millisecond), r.Achieved)
+	for _, n := range r.names() {
+		o := r.Ops[n]
+		fmt.Fprintf(&b, "\n  %-8s sent=%d ok=%d failed=%d p50=%s p99=%s statuses=%v",
+			n, o.Sent, o.OK, o.Failed, o.Percentile(50).Round(time.Microsecond), o.Percentile(99).Round(time.Microsecond), o.Statuses)
+		for msg, c := range o.Errors {
+			fmt.Fprintf(&b, "\n           %dx %s", c, msg)
+		}
+	}
+	return b.String()
 }
 
 // Wrk is one closed-loop maximum-throughput measurement.

@@ -2,62 +2,128 @@ package loadgen
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
-
-	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
-// TestOpen runs a real open-model attack against a real HTTP server: every
-// request is counted once, by kind, with the server's status codes.
-func TestOpen(t *testing.T) {
-	var served = make(chan string, 1000)
+// TestRunMix runs a real open-model mix against a real HTTP server: every
+// request is counted once, under its op, with the server's status codes;
+// Answer sees the bodies; the server never sees the op-tracking header.
+func TestRunMix(t *testing.T) {
+	var served atomic.Int64
+	var leaked atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		served <- r.Method
+		served.Add(1)
+		if r.Header.Get(opHeader) != "" || r.Header.Get("X-Vegeta-Seq") != "" || r.Header.Get("X-Vegeta-Attack") != "" {
+			leaked.Add(1)
+		}
 		if r.Method == http.MethodPost {
 			http.Error(w, "no", http.StatusServiceUnavailable)
 			return
 		}
-		w.Write([]byte("ok"))
+		w.Write([]byte("ok " + r.Header.Get("X-Kind")))
 	}))
 	defer srv.Close()
-	tr := func(i uint64, tg *vegeta.Target) {
-		if i%4 == 3 {
-			tg.Method, tg.URL = http.MethodPost, srv.URL+"/create"
-			return
-		}
-		Get(tg, srv.URL+"/list")
-	}
-	kind := func(method, _ string) string {
-		if method == http.MethodPost {
-			return "create"
-		}
-		return "list"
-	}
+	var answers []string
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	r := Open(ctx, Spec{Rate: 200, Duration: time.Second, Timeout: 2 * time.Second}, tr, kind)
-	if r.Sent < 100 || r.Sent > 210 {
-		t.Fatalf("sent %d, want about 200", r.Sent)
+	r := Run(ctx, Spec{Rate: 200, Duration: time.Second, Timeout: 2 * time.Second},
+		Op{Name: "list", Weight: 3, Target: Request(http.MethodGet, srv.URL+"/list", nil, "X-Kind", "list"),
+			Answer: func(status int, body []byte) { answers = append(answers, fmt.Sprint(status, " ", string(body))) }},
+		Op{Name: "create", Weight: 1, Target: Request(http.MethodPost, srv.URL+"/create", []byte(`{}`))},
+	)
+	sent, ok, failed := r.Totals()
+	// A busy machine may lose a few starts at the end of the second.
+	if sent < 100 || sent > 201 {
+		t.Fatalf("sent %d, want about 200\n%s", sent, r)
 	}
-	if got := len(served); got != r.Sent {
-		t.Errorf("server saw %d requests, result counts %d", got, r.Sent)
+	if served.Load() != sent {
+		t.Errorf("server saw %d requests, result counts %d", served.Load(), sent)
 	}
-	creates := r.ByName["create"]
-	if creates == nil || creates.Errors != creates.Count || r.ByCode[503] != creates.Count {
-		t.Errorf("creates: %+v, 503s %d; want every create counted as a 503 error", creates, r.ByCode[503])
+	if leaked.Load() != 0 {
+		t.Errorf("%d requests reached the server with %s or vegeta's X-Vegeta-* headers", leaked.Load(), opHeader)
 	}
-	if r.OK != r.ByName["list"].Count || r.OK+r.Errors != r.Sent {
-		t.Errorf("ok %d errors %d sent %d list %d", r.OK, r.Errors, r.Sent, r.ByName["list"].Count)
+	list, create := r.Ops["list"], r.Ops["create"]
+	if d := list.Sent - 3*create.Sent; d < 0 || d > 3 {
+		t.Errorf("list %d, create %d: want the 3:1 weights", list.Sent, create.Sent)
 	}
-	if r.P50 <= 0 || r.P99 < r.P50 || r.Max < r.P99 || r.Achieved <= 0 {
-		t.Errorf("latencies/rate not filled: %+v", r)
+	if create.Failed != create.Sent || create.Statuses[503] != create.Sent || r.Count5xx() != create.Sent {
+		t.Errorf("creates: %+v; want every create counted as a failed 503", create)
 	}
-	if !strings.Contains(r.Status(), "503") {
-		t.Errorf("Status() = %q, want the 503s", r.Status())
+	if ok != list.Sent || list.OK != list.Sent || ok+failed != sent {
+		t.Errorf("ok %d failed %d sent %d list %d", ok, failed, sent, list.Sent)
+	}
+	if int64(len(answers)) != list.Sent || answers[0] != "200 ok list" {
+		t.Errorf("Answer saw %d answers (first %q), want %d of \"200 ok list\"", len(answers), answers[0], list.Sent)
+	}
+	if r.Percentile(50) <= 0 || r.Percentile(99) < r.Percentile(50) || r.Percentile(100) < r.Percentile(99) || r.Achieved < 100 {
+		t.Errorf("latencies/rate not filled: p50 %s p99 %s achieved %.0f", r.Percentile(50), r.Percentile(99), r.Achieved)
+	}
+	if st := r.Status(); !strings.Contains(st, "503") {
+		t.Errorf("Status() = %q, want the 503s", st)
+	}
+}
+
+// TestRunKeepsTheArrivalRate: a server that is slow must still see the
+// planned number of arrivals (open model), and OK decides what succeeds.
+func TestRunKeepsTheArrivalRate(t *testing.T) {
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if r.URL.Path == "/slow" {
+			time.Sleep(200 * time.Millisecond) // the server under test is slow
+			return
+		}
+		w.WriteHeader(http.StatusGatewayTimeout)
+	}))
+	defer srv.Close()
+	res := Run(context.Background(), Spec{Rate: 100, Duration: time.Second},
+		Op{Name: "slow", Weight: 3, Target: Request(http.MethodGet, srv.URL+"/slow", nil)},
+		Op{Name: "504", Weight: 1, Target: Request(http.MethodGet, srv.URL+"/504", nil),
+			OK: func(s int) bool { return s == http.StatusGatewayTimeout }},
+	)
+	sent, ok, failed := res.Totals()
+	if sent < 90 || sent > 101 || hits.Load() != sent {
+		t.Fatalf("sent %d, server saw %d, want 100 each\n%s", sent, hits.Load(), res)
+	}
+	if ok != sent || failed != 0 || res.Ops["504"].Statuses[504] != res.Ops["504"].Sent {
+		t.Errorf("ok %d failed %d, want every request a success (504s by OK)\n%s", ok, failed, res)
+	}
+	if p := res.Ops["slow"].Percentile(50); p < 200*time.Millisecond {
+		t.Errorf("p50 of slow: got %s, want >= 200ms", p)
+	}
+	// Open model: 75 slow requests of 200 ms over one second overlap; a
+	// closed loop would have taken far longer than ~1.2 s.
+	if res.Elapsed > 3*time.Second {
+		t.Errorf("run took %s: arrivals waited for responses", res.Elapsed)
+	}
+}
+
+// TestRunCountsTransportErrors: a request that gets no answer is a failure
+// with status 0 and the transport's message, under its op.
+func TestRunCountsTransportErrors(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	res := Run(context.Background(), Spec{Rate: 50, Duration: 200 * time.Millisecond, Timeout: time.Second},
+		Op{Name: "dead", Target: Request(http.MethodGet, dead+"/x", nil)})
+	o := res.Ops["dead"]
+	if o == nil || o.Sent == 0 || o.Failed != o.Sent || o.Statuses[0] != o.Sent || len(o.Errors) == 0 {
+		t.Fatalf("requests to a closed port: %+v, want every one failed with status 0 and a message", o)
+	}
+	for msg := range o.Errors {
+		if !strings.Contains(msg, "refused") {
+			t.Errorf("error message %q, want the connect refusal", msg)
+		}
 	}
 }
 

@@ -1,21 +1,19 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"regexp"
 	"sync"
 	"testing"
 	"time"
 
+	"titanium/bench/loadgen"
 	"titanium/devstack"
 	"titanium/e2e/deployed"
 	"titanium/e2e/httpc"
-	"titanium/e2e/loadgen"
 )
 
 // TestLoadScripts runs the seed's load scripts through the NodePort exactly
@@ -45,12 +43,6 @@ func TestLoadScripts(t *testing.T) {
 	}
 }
 
-// jsonBody makes a loadgen body of v.
-func jsonBody(v any) func() io.Reader {
-	b, _ := json.Marshal(v)
-	return func() io.Reader { return bytes.NewReader(b) }
-}
-
 // TestRolloutRestartUnderLoad restarts api-gateway, then auth-service, with
 // `kubectl rollout restart` while traffic that crosses them flows through the
 // NodePort: reads, logins (gateway -> auth -> user-service) and token checks.
@@ -68,17 +60,15 @@ func TestRolloutRestartUnderLoad(t *testing.T) {
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				res = loadgen.Run(context.Background(), loadgen.Plan{
-					Rate: 40, Duration: window, Timeout: 10 * time.Second,
-					Ops: []loadgen.Op{
+				login, _ := json.Marshal(map[string]string{"username": a.Username, "password": deployed.Password})
+				res = loadgen.Run(context.Background(), loadgen.Spec{Rate: 40, Duration: window, Timeout: 10 * time.Second},
+					[]loadgen.Op{
 						// Logins stay under auth-service's per-address limit
 						// (every request arrives from the node's address).
-						{Name: "list", Weight: 6, Do: loadgen.Request(http.MethodGet, lb+"/api/posts?limit=10", nil)},
-						{Name: "login", Weight: 1, Do: loadgen.Request(http.MethodPost, lb+"/api/auth/login",
-							jsonBody(map[string]string{"username": a.Username, "password": deployed.Password}), "Content-Type", "application/json")},
-						{Name: "verify", Weight: 3, Do: loadgen.Request(http.MethodGet, lb+"/api/auth/verify", nil, "Authorization", a.Auth)},
-					},
-				})
+						{Name: "list", Weight: 6, Target: loadgen.Request(http.MethodGet, lb+"/api/posts?limit=10", nil)},
+						{Name: "login", Weight: 1, Target: loadgen.Request(http.MethodPost, lb+"/api/auth/login", login, "Content-Type", "application/json")},
+						{Name: "verify", Weight: 3, Target: loadgen.Request(http.MethodGet, lb+"/api/auth/verify", nil, "Authorization", a.Auth)},
+					}...)
 			}()
 			time.Sleep(5 * time.Second) // traffic established before the restart
 			start := time.Now()

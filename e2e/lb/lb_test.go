@@ -120,8 +120,8 @@ func TestProxyAndStats(t *testing.T) {
 	}
 }
 
-// local is the part of /stats/local the tests read.
-type local struct {
+// replicaTotals is the part of /stats/local the tests read.
+type replicaTotals struct {
 	Instance string `json:"instance"`
 	Fanouts  uint64 `json:"fanouts"`
 	Totals   struct {
@@ -130,9 +130,9 @@ type local struct {
 	WSClients int64 `json:"ws_clients"`
 }
 
-func getLocal(t *testing.T, base string) local {
+func getLocal(t *testing.T, base string) replicaTotals {
 	t.Helper()
-	var l local
+	var l replicaTotals
 	r := httpc.Do(t, http.MethodGet, base+"/stats/local", nil)
 	if r.Status != 200 {
 		t.Fatalf("/stats/local: got %d", r.Status)

@@ -145,10 +145,8 @@ func TestIdleAndWebSocketHeartbeat(t *testing.T) {
 		}
 		defer c.Close()
 		// Not reading means not answering pings: gone after the 1 s pong wait.
-		time.Sleep(2 * time.Second)
-		if n := getLocal(t, lb).WSClients; n != 0 {
-			t.Fatalf("ws clients after a silent peer's pong wait: got %d, want 0", n)
-		}
+		waitClients(t, lb, "the silent peer counted", func(n int64) bool { return n >= 1 })
+		waitClients(t, lb, "the silent peer dropped after its pong wait", func(n int64) bool { return n == 0 })
 		if got := closeCode(c, 3*time.Second); got == -1 {
 			t.Fatal("silent peer: the connection is still open")
 		}
@@ -162,7 +160,7 @@ func TestIdleAndWebSocketHeartbeat(t *testing.T) {
 		defer c.Close()
 		codes := make(chan int, 1)
 		go func() { codes <- closeCode(c, 10*time.Second) }()
-		time.Sleep(100 * time.Millisecond)
+		waitClients(t, lb, "the client counted", func(n int64) bool { return n >= 1 })
 		if code := s.Proc("load-balancer").Stop(10 * time.Second); code != 0 {
 			t.Errorf("load balancer exit code %d, want 0", code)
 		}
@@ -170,4 +168,21 @@ func TestIdleAndWebSocketHeartbeat(t *testing.T) {
 			t.Fatalf("on shutdown: got close %d, want 1001", got)
 		}
 	})
+}
+
+// waitClients polls the load balancer's open WebSocket count until ok
+// accepts it, for up to 5 s.
+func waitClients(t *testing.T, lb, what string, ok func(int64) bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n := getLocal(t, lb).WSClients
+		if ok(n) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: ws clients %d after 5 s", what, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -16,9 +16,9 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"titanium/bench/loadgen"
 	"titanium/devstack/stacktest"
 	"titanium/e2e/httpc"
-	"titanium/e2e/loadgen"
 )
 
 // rawRequest sends bytes as they are (paths unnormalized) and returns the status.
@@ -248,8 +248,7 @@ func r8BruteForce(t *testing.T, p profile, rep *report) {
 	for i := 0; i < 20; i++ {
 		start := time.Now()
 		body := fmt.Sprintf(`{"username":%q,"password":%q}`, other, otherPass)
-		status, err := loadgen.Request(http.MethodPost, base+"/api/auth/login",
-			func() io.Reader { return strings.NewReader(body) }, "Content-Type", "application/json")(context.Background(), client)
+		status, err := postLogin(client, base, body)
 		if err != nil || status != http.StatusOK {
 			unexpected++
 			t.Errorf("other user's login from another address: got %d %v, want 200", status, err)
@@ -497,7 +496,7 @@ func statusOfResp(r *http.Response) any {
 func r10Soak(t *testing.T, p profile, rep *report) {
 	s := stacktest.Start(t)
 	f := newFixture(t, s)
-	done := runLoad(context.Background(), loadgen.Plan{Rate: p.r10Rate, Duration: p.r10Load, Ops: f.mixedOps(nil)})
+	done := runLoad(context.Background(), loadgen.Spec{Rate: p.r10Rate, Duration: p.r10Load}, f.mixedOps(nil)...)
 	type sample struct{ rss, fds map[string]int64 }
 	take := func() sample {
 		x := sample{rss: map[string]int64{}, fds: map[string]int64{}}
@@ -545,5 +544,16 @@ loop:
 	}
 	rep.add(t, row{Scenario: "R10 soak", Load: fmt.Sprintf("%d rps mixed, %s", p.r10Rate, p.r10Load), Fault: "none",
 		Sent: sent, Failures: failed,
-		Detail: fmt.Sprintf("p99 list %s; RSS warm→peak: %s", res.Ops["list"].Percentile(0.99).Round(time.Microsecond), strings.Join(growth, ", "))})
+		Detail: fmt.Sprintf("p99 list %s; RSS warm→peak: %s", res.Ops["list"].Percentile(99).Round(time.Microsecond), strings.Join(growth, ", "))})
+}
+
+// postLogin sends one login with body through client and returns the status.
+func postLogin(client *http.Client, base, body string) (int, error) {
+	resp, err := client.Post(base+"/api/auth/login", "application/json", strings.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
 }

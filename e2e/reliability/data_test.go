@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"os/exec"
@@ -18,18 +17,22 @@ import (
 
 	_ "github.com/mattn/go-sqlite3"
 
+	"titanium/bench/loadgen"
 	"titanium/devstack"
 	"titanium/devstack/stacktest"
 	"titanium/e2e/httpc"
-	"titanium/e2e/loadgen"
 )
 
 // registerOp registers a fresh user per call and records acknowledged ids.
 func registerOp(base string, weight int, ack *acked, locked *atomic.Int64) loadgen.Op {
-	return loadgen.Op{Name: "register", Weight: weight, Do: func(ctx context.Context, c *http.Client) (int, error) {
-		name := uniqueName("w")
-		body, _ := json.Marshal(map[string]string{"username": name, "email": name + "@example.test", "password": "password-" + name})
-		return postJSON(ctx, c, base+"/api/users", "", body, func(status int, data []byte) {
+	hdr := http.Header{"Content-Type": {"application/json"}}
+	return loadgen.Op{Name: "register", Weight: weight,
+		Target: func(t *loadgen.Target) {
+			name := uniqueName("w")
+			body, _ := json.Marshal(map[string]string{"username": name, "email": name + "@example.test", "password": "password-" + name})
+			t.Method, t.URL, t.Body, t.Header = http.MethodPost, base+"/api/users", body, hdr
+		},
+		Answer: func(status int, data []byte) {
 			if status == http.StatusCreated {
 				var u struct {
 					ID int64 `json:"id"`
@@ -38,36 +41,15 @@ func registerOp(base string, weight int, ack *acked, locked *atomic.Int64) loadg
 					ack.add(u.ID)
 				}
 			}
-			if locked != nil && bytes.Contains(bytes.ToLower(data), []byte("locked")) {
-				locked.Add(1)
-			}
-		})
-	}}
+			countLocked(locked, data)
+		}}
 }
 
-func postJSON(ctx context.Context, c *http.Client, url, token string, body []byte, inspect func(int, []byte)) (int, error) {
-	return sendJSON(ctx, c, http.MethodPost, url, token, body, inspect)
-}
-
-func sendJSON(ctx context.Context, c *http.Client, method, url, token string, body []byte, inspect func(int, []byte)) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
-	if err != nil {
-		return 0, err
+// countLocked counts an answer that says the database was locked.
+func countLocked(locked *atomic.Int64, data []byte) {
+	if locked != nil && bytes.Contains(bytes.ToLower(data), []byte("locked")) {
+		locked.Add(1)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if inspect != nil {
-		inspect(resp.StatusCode, data)
-	}
-	return resp.StatusCode, nil
 }
 
 // buildTool builds a command of the repository into a temp dir.
@@ -136,17 +118,16 @@ func r5Backup(t *testing.T, p profile, rep *report) {
 	}
 	var locked atomic.Int64
 	ack := &acked{}
-	update := loadgen.Op{Name: "update", Weight: 19, Do: func(ctx context.Context, c *http.Client) (int, error) {
-		u := users[rand.IntN(len(users))]
-		body, _ := json.Marshal(map[string]string{"email": uniqueName("e") + "@example.test"})
-		return sendJSON(ctx, c, http.MethodPatch, fmt.Sprintf("%s/api/users/%d", base, u.id), u.token, body, func(_ int, data []byte) {
-			if bytes.Contains(bytes.ToLower(data), []byte("locked")) {
-				locked.Add(1)
-			}
-		})
-	}}
+	update := loadgen.Op{Name: "update", Weight: 19,
+		Target: func(t *loadgen.Target) {
+			u := users[rand.IntN(len(users))]
+			body, _ := json.Marshal(map[string]string{"email": uniqueName("e") + "@example.test"})
+			t.Method, t.URL, t.Body = http.MethodPatch, fmt.Sprintf("%s/api/users/%d", base, u.id), body
+			t.Header = http.Header{"Content-Type": {"application/json"}, "Authorization": {"Bearer " + u.token}}
+		},
+		Answer: func(_ int, data []byte) { countLocked(&locked, data) }}
 	const rate = 200
-	done := runLoad(context.Background(), loadgen.Plan{Rate: rate, Duration: p.r5Load, Ops: []loadgen.Op{update, registerOp(base, 1, ack, &locked)}})
+	done := runLoad(context.Background(), loadgen.Spec{Rate: rate, Duration: p.r5Load}, update, registerOp(base, 1, ack, &locked))
 
 	backupDir := t.TempDir()
 	src := filepath.Join(s.DataDir(), "users.db")
@@ -198,7 +179,7 @@ func r6KillWriters(t *testing.T, p profile, rep *report) {
 	users, posts := &acked{}, &acked{}
 	create := f.createOp(posts)
 	create.Weight = 10
-	done := runLoad(context.Background(), loadgen.Plan{Rate: 110, Duration: p.r6Load, Ops: []loadgen.Op{registerOp(f.base, 1, users, nil), create}})
+	done := runLoad(context.Background(), loadgen.Spec{Rate: 110, Duration: p.r6Load}, registerOp(f.base, 1, users, nil), create)
 	time.Sleep(p.r6Load / 2)
 	us, bs := s.Proc("user-service"), s.Proc("blog-service")
 	us.Kill()

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"titanium/bench/loadgen"
 	"titanium/devstack"
 	"titanium/devstack/stacktest"
 	"titanium/e2e/httpc"
-	"titanium/e2e/loadgen"
 )
 
 func r3Hang(t *testing.T, p profile, rep *report) {
@@ -19,7 +19,7 @@ func r3Hang(t *testing.T, p profile, rep *report) {
 	f := newFixture(t, s)
 	lb, gw, blog := s.Proc("load-balancer"), s.Proc("api-gateway"), s.Proc("blog-service")
 	// Warm up the pools, then take the baseline.
-	warm := loadgen.Run(context.Background(), loadgen.Plan{Rate: 50, Duration: 2 * time.Second, Ops: f.mixedOps(nil)})
+	warm := loadgen.Run(context.Background(), loadgen.Spec{Rate: 50, Duration: 2 * time.Second}, f.mixedOps(nil)...)
 	lbStats(t, s)
 	baseG := map[string]int{"load-balancer": goroutines(t, lb), "api-gateway": goroutines(t, gw)}
 	baseFD := map[string]int{"load-balancer": procFDs(lb.Pid()), "api-gateway": procFDs(gw.Pid())}
@@ -49,10 +49,10 @@ func r3Hang(t *testing.T, p profile, rep *report) {
 		t.Errorf("user-service while blog hangs: got %q, want ONLINE", got)
 	}
 	// Several more calls while hung must all fail fast, never pile up.
-	hung := loadgen.Run(context.Background(), loadgen.Plan{Rate: 20, Duration: 2 * time.Second,
-		Ops: []loadgen.Op{{Name: "list", Weight: 1, Do: loadgen.Request(http.MethodGet, f.base+"/api/posts", nil),
-			OK: func(s int) bool { return s == http.StatusGatewayTimeout }}}})
-	if _, _, fl := hung.Totals(); fl > 0 || hung.Ops["list"].Percentile(1) > 2100*time.Millisecond {
+	hung := loadgen.Run(context.Background(), loadgen.Spec{Rate: 20, Duration: 2 * time.Second},
+		loadgen.Op{Name: "list", Weight: 1, Target: loadgen.Request(http.MethodGet, f.base+"/api/posts", nil),
+			OK: func(s int) bool { return s == http.StatusGatewayTimeout }})
+	if _, _, fl := hung.Totals(); fl > 0 || hung.Ops["list"].Percentile(100) > 2100*time.Millisecond {
 		t.Errorf("while hung: want every call a 504 within 2.1s\n%s", hung)
 	}
 
@@ -101,11 +101,11 @@ func r4RedisOutage(t *testing.T, p profile, rep *report) {
 	id, token := registerAndLogin(t, base, uniqueName("cache"))
 	userURL := fmt.Sprintf("%s/api/users/%d", base, id)
 	ops := []loadgen.Op{
-		{Name: "get", Weight: 9, Do: loadgen.Request(http.MethodGet, userURL, nil)},
-		{Name: "list", Weight: 1, Do: loadgen.Request(http.MethodGet, base+"/api/users?limit=10", nil)},
+		{Name: "get", Weight: 9, Target: loadgen.Request(http.MethodGet, userURL, nil)},
+		{Name: "list", Weight: 1, Target: loadgen.Request(http.MethodGet, base+"/api/users?limit=10", nil)},
 	}
 	load := p.r2Load + 6*time.Second
-	done := runLoad(context.Background(), loadgen.Plan{Rate: p.rate, Duration: load, Ops: ops})
+	done := runLoad(context.Background(), loadgen.Spec{Rate: p.rate, Duration: load}, ops...)
 	cacheStatus := func() string { return nested(lbStats(t, s), "cache.status") }
 	waitFor(t, 5*time.Second, "cache ONLINE", func() bool { return cacheStatus() == "ONLINE" })
 	time.Sleep(time.Second)
@@ -142,5 +142,5 @@ func r4RedisOutage(t *testing.T, p profile, rep *report) {
 	rep.add(t, row{Scenario: "R4 redis outage", Load: fmt.Sprintf("%d rps user reads, %s", p.rate, load), Fault: "kill -9 redis, restart",
 		Sent: sent, Failures: failed,
 		Detail: fmt.Sprintf("cache OFFLINE in %s, ONLINE %s after restart, 0 stale reads of 20, p99 get %s",
-			offline.Round(time.Millisecond), online.Round(time.Millisecond), res.Ops["get"].Percentile(0.99).Round(time.Microsecond))})
+			offline.Round(time.Millisecond), online.Round(time.Millisecond), res.Ops["get"].Percentile(99).Round(time.Microsecond))})
 }

@@ -5,11 +5,9 @@
 package reliability_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -18,10 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"titanium/bench/loadgen"
 	"titanium/devstack"
 	"titanium/devstack/stacktest"
 	"titanium/e2e/httpc"
-	"titanium/e2e/loadgen"
 )
 
 func TestReliability(t *testing.T) {
@@ -93,42 +91,33 @@ func (a *acked) list() []int64 {
 
 // createOp posts a new post and records its id when acknowledged.
 func (f *fixture) createOp(ack *acked) loadgen.Op {
-	return loadgen.Op{Name: "create", Weight: 1, Do: func(ctx context.Context, c *http.Client) (int, error) {
-		body, _ := json.Marshal(map[string]string{"title": "load-" + strconv.Itoa(rand.IntN(1e9)), "content": "reliability"})
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.base+"/api/posts", bytes.NewReader(body))
-		if err != nil {
-			return 0, err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+f.token)
-		resp, err := c.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		defer resp.Body.Close()
-		data, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode == http.StatusCreated && ack != nil {
+	hdr := http.Header{"Content-Type": {"application/json"}, "Authorization": {"Bearer " + f.token}}
+	return loadgen.Op{Name: "create", Weight: 1,
+		Target: func(t *loadgen.Target) {
+			body, _ := json.Marshal(map[string]string{"title": "load-" + strconv.Itoa(rand.IntN(1e9)), "content": "reliability"})
+			t.Method, t.URL, t.Body, t.Header = http.MethodPost, f.base+"/api/posts", body, hdr
+		},
+		Answer: func(status int, data []byte) {
+			if status != http.StatusCreated || ack == nil {
+				return
+			}
 			var p struct {
 				ID int64 `json:"id"`
 			}
 			if json.Unmarshal(data, &p) == nil && p.ID > 0 {
 				ack.add(p.ID)
 			}
-		}
-		return resp.StatusCode, nil
-	}}
+		}}
 }
 
 // mixedOps is the seed's mix, list:detail:create = 16:3:1.
 func (f *fixture) mixedOps(ack *acked) []loadgen.Op {
-	create := f.createOp(ack)
 	return []loadgen.Op{
-		{Name: "list", Weight: 16, Do: loadgen.Request(http.MethodGet, f.base+"/api/posts?limit=20", nil)},
-		{Name: "detail", Weight: 3, Do: func(ctx context.Context, c *http.Client) (int, error) {
-			id := f.seedIDs[rand.IntN(len(f.seedIDs))]
-			return loadgen.Request(http.MethodGet, fmt.Sprintf("%s/api/posts/%d", f.base, id), nil)(ctx, c)
+		{Name: "list", Weight: 16, Target: loadgen.Request(http.MethodGet, f.base+"/api/posts?limit=20", nil)},
+		{Name: "detail", Weight: 3, Target: func(t *loadgen.Target) {
+			t.Method, t.URL = http.MethodGet, fmt.Sprintf("%s/api/posts/%d", f.base, f.seedIDs[rand.IntN(len(f.seedIDs))])
 		}},
-		create,
+		f.createOp(ack),
 	}
 }
 
@@ -153,9 +142,9 @@ func postCount(t testing.TB, s *devstack.Stack) int64 {
 	return max(obj.Count, obj.Total)
 }
 
-func runLoad(ctx context.Context, plan loadgen.Plan) <-chan *loadgen.Result {
+func runLoad(ctx context.Context, spec loadgen.Spec, ops ...loadgen.Op) <-chan *loadgen.Result {
 	out := make(chan *loadgen.Result, 1)
-	go func() { out <- loadgen.Run(ctx, plan) }()
+	go func() { out <- loadgen.Run(ctx, spec, ops...) }()
 	return out
 }
 
@@ -175,8 +164,8 @@ func r1RollingRestart(t *testing.T, p profile, rep *report) {
 	s := stacktest.Start(t, opts...)
 	f := newFixture(t, s)
 	ops := append(f.mixedOps(nil), loadgen.Op{Name: "verify", Weight: 2,
-		Do: loadgen.Request(http.MethodGet, f.base+"/api/auth/verify", nil, "Authorization", "Bearer "+f.token)})
-	done := runLoad(context.Background(), loadgen.Plan{Rate: p.rate, Duration: p.r1Load, Ops: ops})
+		Target: loadgen.Request(http.MethodGet, f.base+"/api/auth/verify", nil, "Authorization", "Bearer "+f.token)})
+	done := runLoad(context.Background(), loadgen.Spec{Rate: p.rate, Duration: p.r1Load}, ops...)
 
 	victims := []*devstack.Proc{}
 	gws, auths := s.Instances("api-gateway"), s.Instances("auth-service")
@@ -211,7 +200,7 @@ func r1RollingRestart(t *testing.T, p profile, rep *report) {
 	}
 	rep.add(t, row{Scenario: "R1 rolling restart", Load: fmt.Sprintf("%d rps mixed, %s", p.rate, p.r1Load),
 		Fault: fmt.Sprintf("SIGTERM+restart x%d (2 gw, 2 auth)", restarts), Sent: sent, Failures: failed,
-		Detail: fmt.Sprintf("p99 list %s", res.Ops["list"].Percentile(0.99).Round(time.Microsecond))})
+		Detail: fmt.Sprintf("p99 list %s", res.Ops["list"].Percentile(99).Round(time.Microsecond))})
 }
 
 func r2Crash(t *testing.T, p profile, rep *report) {
@@ -220,7 +209,7 @@ func r2Crash(t *testing.T, p profile, rep *report) {
 	f := newFixture(t, s)
 	before := postCount(t, s)
 	ack := &acked{}
-	done := runLoad(context.Background(), loadgen.Plan{Rate: p.rate, Duration: p.r2Load, Ops: f.mixedOps(ack)})
+	done := runLoad(context.Background(), loadgen.Spec{Rate: p.rate, Duration: p.r2Load}, f.mixedOps(ack)...)
 
 	victim := s.Instances("api-gateway")[1]
 	time.Sleep(p.r2Load / 4)

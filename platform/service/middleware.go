@@ -19,29 +19,78 @@ import (
 	"titanium/platform/window"
 )
 
-// recorder captures the status and size of a response while keeping the
+// StatusRecorder remembers the status a handler writes while keeping the
 // Flusher and Hijacker of the writer it wraps (WebSocket upgrades and
-// streaming pass through it).
-type recorder struct {
+// streaming pass through it). Reset readies one for reuse from a pool.
+type StatusRecorder struct {
 	http.ResponseWriter
-	status  int
-	written int64
+	status int
+}
+
+// Reset makes r record for w from scratch.
+func (r *StatusRecorder) Reset(w http.ResponseWriter) { r.ResponseWriter, r.status = w, 0 }
+
+// WriteHeader records the first status written.
+func (r *StatusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *StatusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Flush sends what is buffered; a flush before any header commits a 200.
+func (r *StatusRecorder) Flush() {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	_ = http.NewResponseController(r.ResponseWriter).Flush()
+}
+
+// Hijack hands the connection over; the status is then 101.
+func (r *StatusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, rw, err := http.NewResponseController(r.ResponseWriter).Hijack()
+	if err == nil && r.status == 0 {
+		r.status = http.StatusSwitchingProtocols
+	}
+	return conn, rw, err
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (r *StatusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// Status is the status written so far; 200 when the handler wrote nothing.
+func (r *StatusRecorder) Status() int {
+	if r.status == 0 {
+		return http.StatusOK
+	}
+	return r.status
+}
+
+// recorder is the instrumentation's StatusRecorder: it also turns a
+// plain-text http.Error answer into our JSON error.
+type recorder struct {
+	StatusRecorder
 	// replaced is set when a plain-text http.Error answer was turned into
 	// our JSON error; the original text body is then dropped.
 	replaced bool
 }
 
 func (rec *recorder) WriteHeader(code int) {
-	if rec.status == 0 {
+	if rec.status == 0 && code >= 400 && isPlainHTTPError(rec.Header()) {
 		rec.status = code
-		if code >= 400 && isPlainHTTPError(rec.Header()) {
-			rec.replaced = true
-			rec.Header().Del("Content-Length")
-			apierr.WriteJSON(rec.ResponseWriter, code, &apierr.Error{Code: codeForStatus(code), Message: strings.ToLower(http.StatusText(code))})
-			return
-		}
+		rec.replaced = true
+		rec.Header().Del("Content-Length")
+		apierr.WriteJSON(rec.ResponseWriter, code, &apierr.Error{Code: codeForStatus(code), Message: strings.ToLower(http.StatusText(code))})
+		return
 	}
-	rec.ResponseWriter.WriteHeader(code)
+	rec.StatusRecorder.WriteHeader(code)
 }
 
 // isPlainHTTPError recognizes the headers http.Error sets: that is how
@@ -79,41 +128,10 @@ func codeForStatus(status int) string {
 }
 
 func (rec *recorder) Write(b []byte) (int, error) {
-	if rec.status == 0 {
-		rec.status = http.StatusOK
-	}
 	if rec.replaced {
 		return len(b), nil
 	}
-	n, err := rec.ResponseWriter.Write(b)
-	rec.written += int64(n)
-	return n, err
-}
-
-func (rec *recorder) Flush() {
-	if rec.status == 0 {
-		rec.status = http.StatusOK
-	}
-	_ = http.NewResponseController(rec.ResponseWriter).Flush()
-}
-
-func (rec *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	conn, rw, err := http.NewResponseController(rec.ResponseWriter).Hijack()
-	if err == nil && rec.status == 0 {
-		rec.status = http.StatusSwitchingProtocols
-	}
-	return conn, rw, err
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (rec *recorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }
-
-// Status is the status written so far; 200 when the handler wrote nothing.
-func (rec *recorder) Status() int {
-	if rec.status == 0 {
-		return http.StatusOK
-	}
-	return rec.status
+	return rec.StatusRecorder.Write(b)
 }
 
 // httpMetrics are the RED metrics every service exports.
@@ -186,7 +204,7 @@ func methodLabel(m string) string {
 func (s *Server) instrument(next http.Handler) http.Handler {
 	return requestIDs(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &recorder{ResponseWriter: w}
+		rec := &recorder{StatusRecorder: StatusRecorder{ResponseWriter: w}}
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler { //nolint:errorlint // sentinel compared as net/http does

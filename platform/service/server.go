@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -44,6 +45,8 @@ type Server struct {
 	Config   Config
 
 	mux            *http.ServeMux
+	ownStats       bool      // the service registered its own /stats
+	statsOnce      sync.Once // adds the platform's /stats when it did not
 	metrics        *httpMetrics
 	window         *window.Window
 	internalRoutes map[string]bool
@@ -57,8 +60,6 @@ type Server struct {
 	draining atomic.Bool
 	ln       net.Listener
 	srv      *http.Server
-	// wrap, when set, wraps the whole handler (inside instrumentation).
-	wrap func(http.Handler) http.Handler
 	// front, when set, serves ln; srv then serves what it hands off.
 	front   Front
 	handoff *connListener
@@ -94,15 +95,48 @@ func New(name string, cfg Config, logger *slog.Logger) *Server {
 	s.mux.HandleFunc("GET /healthz", s.handleHealthz)
 	s.mux.HandleFunc("GET /readyz", s.handleReadyz)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	s.mux.HandleFunc("GET /stats", s.handleStats)
 	return s
 }
 
 // Handle registers h for a ServeMux pattern; the pattern is the route label.
-func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+// A service may register its own /stats (the load balancer's is the whole
+// system's); the platform's per-process /stats is served when it does not.
+// Either way /stats requests stay out of the service's request window.
+func (s *Server) Handle(pattern string, h http.Handler) {
+	if routePath(pattern) == statsPath {
+		s.ownStats = true
+		s.internalRoutes[pattern] = true
+	}
+	s.mux.Handle(pattern, h)
+}
 
-// HandleFunc registers f for a ServeMux pattern.
-func (s *Server) HandleFunc(pattern string, f http.HandlerFunc) { s.mux.HandleFunc(pattern, f) }
+// HandleFunc registers f for a ServeMux pattern, as Handle does.
+func (s *Server) HandleFunc(pattern string, f http.HandlerFunc) { s.Handle(pattern, f) }
+
+// statsPath is where every service answers its /stats.
+const statsPath = "/stats"
+
+// routePath is the path part of a ServeMux pattern ("[METHOD ][HOST]/PATH").
+func routePath(pattern string) string {
+	if _, rest, ok := strings.Cut(pattern, " "); ok {
+		pattern = strings.TrimLeft(rest, " \t")
+	}
+	if i := strings.IndexByte(pattern, '/'); i >= 0 {
+		return pattern[i:]
+	}
+	return pattern
+}
+
+// routes is the service's routes, with the platform's /stats unless the
+// service registered its own; register every route before the first call.
+func (s *Server) routes() *http.ServeMux {
+	s.statsOnce.Do(func() {
+		if !s.ownStats {
+			s.mux.HandleFunc("GET "+statsPath, s.handleStats)
+		}
+	})
+	return s.mux
+}
 
 // SetInternal makes HandleInternal's routes listen on addr, apart from the
 // service's port: a port that monitoring (/metrics) or a proxy may reach must
@@ -129,10 +163,6 @@ func (s *Server) InternalAddr() string {
 
 // InternalHandler is the internal routes' handler chain, for tests.
 func (s *Server) InternalHandler() http.Handler { return s.instrument(s.internalMux) }
-
-// Wrap installs middleware around the mux, inside request ids, recovery and
-// metrics. Call before Open.
-func (s *Server) Wrap(mw func(http.Handler) http.Handler) { s.wrap = mw }
 
 // AddCheck adds a readiness check; /readyz fails while any check fails.
 func (s *Server) AddCheck(name string, fn Check) {
@@ -161,11 +191,7 @@ func (s *Server) Draining() bool { return s.draining.Load() }
 
 // Handler is the full handler chain, for tests that use httptest.
 func (s *Server) Handler() http.Handler {
-	var h http.Handler = s.mux
-	if s.wrap != nil {
-		h = s.wrap(h)
-	}
-	return s.instrument(h)
+	return s.instrument(s.routes())
 }
 
 // Open listens on the configured address, so that a taken port fails at

@@ -67,9 +67,10 @@ func TestInvalidConfigListsEveryError(t *testing.T) {
 // request completes, new connections are refused, and Serve returns nil.
 func TestGracefulShutdown(t *testing.T) {
 	s := newTestServer(t, map[string]string{"SHUTDOWN_DELAY": "300ms"})
-	release := make(chan struct{})
+	entered, release := make(chan struct{}), make(chan struct{})
 	var finished atomic.Bool
 	s.HandleFunc("GET /slow", func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
 		<-release
 		finished.Store(true)
 		_, _ = io.WriteString(w, "done")
@@ -97,9 +98,17 @@ func TestGracefulShutdown(t *testing.T) {
 		}
 		slow <- err
 	}()
-	time.Sleep(100 * time.Millisecond) // the slow request is in flight
+	select { // the slow request is in flight
+	case <-entered:
+	case err := <-slow:
+		t.Fatalf("slow request ended before its handler ran: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the slow request never reached its handler")
+	}
 	cancel()
-	time.Sleep(50 * time.Millisecond)
+	for deadline := time.Now().Add(5 * time.Second); !s.Draining() && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	if code, body := get(t, base+"/readyz"); code != http.StatusServiceUnavailable {
 		t.Errorf("readyz while draining: got %d %v, want 503", code, body)
 	}

@@ -67,6 +67,41 @@ type ProxyOptions struct {
 // A request that may have reached an instance is never replayed unless
 // idempotent: the fasthttp front (fastproxy) follows the same rule.
 func NewProxy(pool *Pool, o ProxyOptions) http.Handler {
+	o.defaults(pool)
+	p := &proxy{pool: pool, logger: o.Logger}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			// The instance is chosen in the transport, per attempt; the
+			// path and query go through unchanged and so does Host.
+			o.Forward(pr)
+		},
+		// The proxying service echoes the request id itself (the one it
+		// forwarded); the upstream's copy would be a second header line.
+		ModifyResponse: func(resp *http.Response) error {
+			resp.Header.Del(requestIDHeader)
+			return nil
+		},
+		Transport:    newPoolTransport(pool, o),
+		BufferPool:   bufferPool{},
+		ErrorHandler: p.fail,
+		ErrorLog:     slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug),
+	}
+	return p
+}
+
+// NewTransport returns the transport NewProxy uses, for a service that calls
+// an upstream itself. Each request goes to an instance pool selects (its
+// URL's scheme and host become the instance's, and so does Host when
+// req.Host is empty), feeds passive health, and with o.Retry is sent once
+// more as NewProxy's are. The transport fields of o apply; Forward does not.
+// Each request must be the caller's own: it is pointed at the instance in
+// place.
+func NewTransport(pool *Pool, o ProxyOptions) http.RoundTripper {
+	o.defaults(pool)
+	return newPoolTransport(pool, o)
+}
+
+func (o *ProxyOptions) defaults(pool *Pool) {
 	if o.ResponseHeaderTimeout <= 0 {
 		o.ResponseHeaderTimeout = 2 * time.Second
 	}
@@ -91,6 +126,9 @@ func NewProxy(pool *Pool, o ProxyOptions) http.Handler {
 	if o.Logger == nil {
 		o.Logger = pool.opts.Logger
 	}
+}
+
+func newPoolTransport(pool *Pool, o ProxyOptions) *poolTransport {
 	base := &http.Transport{
 		DialContext:           (&net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConnsPerHost:   o.MaxIdleConnsPerHost,
@@ -100,26 +138,7 @@ func NewProxy(pool *Pool, o ProxyOptions) http.Handler {
 		// Pass encodings through untouched: decompressing is the client's job.
 		DisableCompression: true,
 	}
-	p := &proxy{pool: pool, logger: o.Logger}
-	p.rp = &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			// The instance is chosen in the transport, per attempt; the
-			// path and query go through unchanged and so does Host.
-			o.Forward(pr)
-		},
-		// The proxying service echoes the request id itself (the one it
-		// forwarded); the upstream's copy would be a second header line.
-		ModifyResponse: func(resp *http.Response) error {
-			resp.Header.Del(requestIDHeader)
-			return nil
-		},
-		Transport: &poolTransport{pool: pool, base: base, retry: o.Retry,
-			maxReplay: o.MaxReplayBody, exchange: o.ExchangeTimeout},
-		BufferPool:   bufferPool{},
-		ErrorHandler: p.fail,
-		ErrorLog:     slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug),
-	}
-	return p
+	return &poolTransport{pool: pool, base: base, retry: o.Retry, maxReplay: o.MaxReplayBody, exchange: o.ExchangeTimeout}
 }
 
 type proxy struct {

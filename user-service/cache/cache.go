@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
+	"titanium/platform/memo"
 	"titanium/user-service/users"
 )
 
@@ -82,10 +83,7 @@ type Cache struct {
 	pendingN  atomic.Int64 // len(pending) + purgeAll, read without the lock
 	flushMu   sync.Mutex
 
-	statusMu  sync.Mutex
-	checkedAt time.Time
-	online    bool
-	lastErr   string
+	status *memo.Value[ping]
 }
 
 var _ users.Cache = (*Cache)(nil)
@@ -116,7 +114,9 @@ func New(cfg Config, logger *slog.Logger) *Cache {
 			Mode: maintnotifications.ModeDisabled,
 		},
 	})
-	return &Cache{rdb: rdb, cfg: cfg, logger: logger, pending: map[string]struct{}{}}
+	c := &Cache{rdb: rdb, cfg: cfg, logger: logger, pending: map[string]struct{}{}}
+	c.status = memo.New(statusTTL, c.ping)
+	return c
 }
 
 // Close closes the connection pool.
@@ -303,34 +303,39 @@ func (c *Cache) purge(ctx context.Context) error {
 	return nil
 }
 
+// ping is one live check of Redis.
+type ping struct {
+	online  bool
+	lastErr string
+}
+
 // Online pings Redis, at most once per second whatever the number of
 // callers, and reports whether it answered. A successful ping also closes
-// the breaker, so the cache recovers as soon as Redis does.
-func (c *Cache) Online(ctx context.Context) (bool, string) {
-	c.statusMu.Lock()
-	defer c.statusMu.Unlock()
-	if time.Since(c.checkedAt) < statusTTL {
-		return c.online, c.lastErr
-	}
-	ctx, cancel := context.WithTimeout(ctx, 2*c.cfg.OpTimeout)
+// the breaker, so the cache recovers as soon as Redis does. The ping is
+// shared among callers, so it runs apart from any caller's context.
+func (c *Cache) Online() (bool, string) {
+	p, _ := c.status.Get()
+	return p.online, p.lastErr
+}
+
+func (c *Cache) ping() (ping, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*c.cfg.OpTimeout)
 	defer cancel()
 	err := c.rdb.Ping(ctx).Err()
 	c.result(err)
-	c.checkedAt = time.Now()
-	c.online = err == nil
-	c.lastErr = ""
+	p := ping{online: err == nil}
 	if err != nil {
-		c.lastErr = "unreachable"
+		p.lastErr = "unreachable"
 	}
-	if c.online && c.pendingN.Load() > 0 {
+	if p.online && c.pendingN.Load() > 0 {
 		c.flush(ctx)
 	}
-	return c.online, c.lastErr
+	return p, nil
 }
 
 // Stats is the /stats "cache" object.
-func (c *Cache) Stats(ctx context.Context) map[string]any {
-	online, _ := c.Online(ctx)
+func (c *Cache) Stats(context.Context) map[string]any {
+	online, _ := c.Online()
 	status := "OFFLINE"
 	if online {
 		status = "ONLINE"

@@ -3,11 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
-
-	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"titanium/bench/loadgen"
 	"titanium/bench/nginx"
@@ -250,25 +249,26 @@ func runB3(ctx context.Context, b *bench) error {
 	if b.quick {
 		high = 2000
 	}
-	target := func(_ uint64, t *vegeta.Target) { loadgen.Get(t, lb.url+"/api/bench") }
+	target := loadgen.Op{Name: "bench", Target: loadgen.Request(http.MethodGet, lb.url+"/api/bench", nil)}
 	// The same 64 connections at both rates: what is compared is the memory
 	// a request rate costs, not the memory of more sockets.
-	rLow := loadgen.Open(ctx, loadgen.Spec{Rate: low, Duration: dur, MaxConns: 64}, target, nil)
+	rLow := loadgen.Run(ctx, loadgen.Spec{Rate: low, Duration: dur, MaxConns: 64}, target)
 	rssLow, err := procStatusKB(lb.pid(), "VmRSS")
 	if err != nil {
 		return err
 	}
-	rHigh := loadgen.Open(ctx, loadgen.Spec{Rate: high, Duration: dur, MaxConns: 64}, target, nil)
+	rHigh := loadgen.Run(ctx, loadgen.Spec{Rate: high, Duration: dur, MaxConns: 64}, target)
+	_, _, highFailed := rHigh.Totals()
 	rssHigh, err := procStatusKB(lb.pid(), "VmRSS")
 	if err != nil {
 		return err
 	}
 	hwm, _ := procStatusKB(lb.pid(), "VmHWM")
 	b.logf("RSS %d kB at %d/s (achieved %.0f), %d kB at %d/s (achieved %.0f, errors %d, p99 %.2f ms), peak %d kB",
-		rssLow, low, rLow.Achieved, rssHigh, high, rHigh.Achieved, rHigh.Errors, report.Ms(rHigh.P99), hwm)
+		rssLow, low, rLow.Achieved, rssHigh, high, rHigh.Achieved, highFailed, report.Ms(rHigh.Percentile(99)), hwm)
 	b.rep.Add("B3", fmt.Sprintf("LB RSS at %d req/s", low), float64(rssLow)/1024, "MiB", fmt.Sprintf("achieved %.0f/s", rLow.Achieved))
 	b.rep.Add("B3", fmt.Sprintf("LB RSS at %d req/s", high), float64(rssHigh)/1024, "MiB",
-		fmt.Sprintf("achieved %.0f/s, errors %d, p99 %.2f ms, peak RSS %.1f MiB", rHigh.Achieved, rHigh.Errors, report.Ms(rHigh.P99), float64(hwm)/1024))
+		fmt.Sprintf("achieved %.0f/s, errors %d, p99 %.2f ms, peak RSS %.1f MiB", rHigh.Achieved, highFailed, report.Ms(rHigh.Percentile(99)), float64(hwm)/1024))
 	b.rep.AddTarget("B3", fmt.Sprintf("LB RSS %d vs %d req/s", high, low), float64(rssHigh)/float64(rssLow), "×", false, 1.5, "flat: the window is O(1) memory")
 	return nil
 }

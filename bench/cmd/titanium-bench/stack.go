@@ -16,8 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	vegeta "github.com/tsenart/vegeta/v12/lib"
-
 	"titanium/bench/loadgen"
 	"titanium/bench/report"
 )
@@ -81,18 +79,6 @@ func loginUser(ctx context.Context, lb string) (string, error) {
 	return "Bearer " + tok.AccessToken, nil
 }
 
-// mixedKind names a request of the mixed load for the per-kind breakdown.
-func mixedKind(method, url string) string {
-	switch {
-	case method == http.MethodPost:
-		return "create"
-	case strings.Contains(url, "?"):
-		return "list"
-	default:
-		return "detail"
-	}
-}
-
 // runB1: the seed's mixed load at rising rates through the whole stack.
 func runB1(ctx context.Context, b *bench) error {
 	lb := b.stack.LB()
@@ -112,19 +98,14 @@ func runB1(ctx context.Context, b *bench) error {
 		}
 		ids = append(ids, p.ID)
 	}
-	listURL := lb + "/api/posts?limit=20"
-	createURL := lb + "/api/posts"
-	hdr := http.Header{"Authorization": {auth}, "Content-Type": {"application/json"}}
 	body := []byte(`{"title":"bench post","content":"Created by the mixed-load benchmark."}`)
-	tr := func(i uint64, t *vegeta.Target) {
-		switch n := i % 20; {
-		case n < 16:
-			loadgen.Get(t, listURL)
-		case n < 19:
-			loadgen.Get(t, fmt.Sprintf("%s/api/posts/%d", lb, ids[rand.IntN(len(ids))]))
-		default:
-			t.Method, t.URL, t.Body, t.Header = http.MethodPost, createURL, body, hdr
-		}
+	mix := []loadgen.Op{
+		{Name: "list", Weight: 16, Target: loadgen.Request(http.MethodGet, lb+"/api/posts?limit=20", nil)},
+		{Name: "detail", Weight: 3, Target: func(t *loadgen.Target) {
+			t.Method, t.URL = http.MethodGet, fmt.Sprintf("%s/api/posts/%d", lb, ids[rand.IntN(len(ids))])
+		}},
+		{Name: "create", Weight: 1, Target: loadgen.Request(http.MethodPost, lb+"/api/posts", body,
+			"Authorization", auth, "Content-Type", "application/json")},
 	}
 	rates := []int{250, 500, 1000, 1500, 2000, 2500, 3000, 3500, 4000}
 	stepDur := 10 * time.Second
@@ -132,7 +113,7 @@ func runB1(ctx context.Context, b *bench) error {
 		rates, stepDur = []int{50, 100}, 2*time.Second
 	} else {
 		// Warm-up: connection pools and SQLite's page cache.
-		loadgen.Open(ctx, loadgen.Spec{Rate: 200, Duration: 3 * time.Second}, tr, nil)
+		loadgen.Run(ctx, loadgen.Spec{Rate: 200, Duration: 3 * time.Second}, mix...)
 	}
 	const p99Limit = 50 * time.Millisecond
 	tbl := &report.Table{Title: "B1 steps (open model, list:detail:create = 16:3:1, via LB → gateway → blog-service)",
@@ -149,8 +130,8 @@ func runB1(ctx context.Context, b *bench) error {
 	}
 	groups = append(groups, cpuGroup{"generator", []int{os.Getpid()}})
 	var cpuTbl *report.Table
-	best, failed := 0, 0
-	var bestRes, failedRes loadgen.Result
+	best, failedRate := 0, 0
+	var bestRes, failedRes *loadgen.Result
 	var bestCost cpuCost
 	for _, rate := range rates {
 		if ctx.Err() != nil {
@@ -159,26 +140,27 @@ func runB1(ctx context.Context, b *bench) error {
 		// A step that fails is run once more before the search stops: on a
 		// shared 2-core machine one burst of other work can spoil a p99.
 		held := false
-		var r loadgen.Result
+		var r *loadgen.Result
 		var cost cpuCost
 		for attempt := 1; attempt <= 2 && !held && ctx.Err() == nil; attempt++ {
 			c0 := sampleCPU(groups)
-			r = loadgen.Open(ctx, loadgen.Spec{Rate: rate, Duration: stepDur}, tr, mixedKind)
-			cost = costBetween(groups, c0, sampleCPU(groups), int(r.Sent), nil)
+			r = loadgen.Run(ctx, loadgen.Spec{Rate: rate, Duration: stepDur}, mix...)
+			sent, _, failed := r.Totals()
+			cost = costBetween(groups, c0, sampleCPU(groups), int(sent), nil)
 			if cpuTbl == nil {
 				cpuTbl = cpuTable("B1 CPU per request by step (µs, from /proc; other = machine busy time outside these processes)", []string{"rate/s", "try"}, cost)
 			}
 			cpuTbl.Rows = append(cpuTbl.Rows, cost.row(fmt.Sprint(rate), fmt.Sprint(attempt)))
 			// Held: no error, p99 under the limit, and the generator really
 			// sent at the rate (a lagging generator would flatter the server).
-			held = r.Errors == 0 && r.P99 < p99Limit && r.Achieved >= 0.97*float64(rate)
+			held = failed == 0 && r.Percentile(99) < p99Limit && r.Achieved >= 0.97*float64(rate)
 			tbl.Rows = append(tbl.Rows, b1Row(rate, attempt, r, held))
-			b.logf("%5d/s (try %d): achieved %.0f, errors %d, p50 %.1f ms, p99 %.1f ms, held %v %s; CPU %s", rate, attempt, r.Achieved, r.Errors, report.Ms(r.P50), report.Ms(r.P99), held, r.Status(), cost)
+			b.logf("%5d/s (try %d): achieved %.0f, errors %d, p50 %.1f ms, p99 %.1f ms, held %v %s; CPU %s", rate, attempt, r.Achieved, failed, report.Ms(r.Percentile(50)), report.Ms(r.Percentile(99)), held, r.Status(), cost)
 			// Let the write queue and the WAL settle between steps.
 			time.Sleep(time.Second)
 		}
 		if !held {
-			failed, failedRes = rate, r
+			failedRate, failedRes = rate, r
 			break
 		}
 		best, bestRes, bestCost = rate, r, cost
@@ -193,11 +175,13 @@ func runB1(ctx context.Context, b *bench) error {
 	}
 	note := "no step held"
 	if best > 0 {
-		note = fmt.Sprintf("%.0fx the seed's 100 RPS; at it p50 %.1f / p95 %.1f / p99 %.1f ms", float64(best)/100, report.Ms(bestRes.P50), report.Ms(bestRes.P95), report.Ms(bestRes.P99))
+		note = fmt.Sprintf("%.0fx the seed's 100 RPS; at it p50 %.1f / p95 %.1f / p99 %.1f ms", float64(best)/100,
+			report.Ms(bestRes.Percentile(50)), report.Ms(bestRes.Percentile(95)), report.Ms(bestRes.Percentile(99)))
 	}
 	b.rep.AddTarget("B1", "highest rate held (0 errors, p99 < 50 ms)", float64(best), "req/s", true, target, note)
-	if failed > 0 {
-		b.rep.Add("B1", "first rate not held", float64(failed), "req/s", fmt.Sprintf("achieved %.0f/s, errors %d, p99 %.1f ms", failedRes.Achieved, failedRes.Errors, report.Ms(failedRes.P99)))
+	if failedRate > 0 {
+		_, _, failed := failedRes.Totals()
+		b.rep.Add("B1", "first rate not held", float64(failedRate), "req/s", fmt.Sprintf("achieved %.0f/s, errors %d, p99 %.1f ms", failedRes.Achieved, failed, report.Ms(failedRes.Percentile(99))))
 	}
 	if best > 0 {
 		cores := runtime.NumCPU()
@@ -210,10 +194,10 @@ func runB1(ctx context.Context, b *bench) error {
 }
 
 // b1Row is one line of B1's step table.
-func b1Row(rate, attempt int, r loadgen.Result, held bool) []string {
+func b1Row(rate, attempt int, r *loadgen.Result, held bool) []string {
 	kp99 := func(k string) string {
-		if s := r.ByName[k]; s != nil {
-			return fmt.Sprintf("%.1f", report.Ms(s.P99))
+		if s := r.Ops[k]; s != nil && s.Sent > 0 {
+			return fmt.Sprintf("%.1f", report.Ms(s.Percentile(99)))
 		}
 		return "-"
 	}
@@ -226,9 +210,10 @@ func b1Row(rate, attempt int, r loadgen.Result, held bool) []string {
 			verdict += ": " + st
 		}
 	}
-	return []string{fmt.Sprint(rate), fmt.Sprint(attempt), fmt.Sprintf("%.0f", r.Achieved), fmt.Sprint(r.Sent), fmt.Sprint(r.Errors),
-		fmt.Sprintf("%.1f", report.Ms(r.P50)), fmt.Sprintf("%.1f", report.Ms(r.P95)), fmt.Sprintf("%.1f", report.Ms(r.P99)), fmt.Sprintf("%.0f", report.Ms(r.Max)),
-		kp99("list"), kp99("detail"), kp99("create"), verdict}
+	sent, _, failed := r.Totals()
+	return []string{fmt.Sprint(rate), fmt.Sprint(attempt), fmt.Sprintf("%.0f", r.Achieved), fmt.Sprint(sent), fmt.Sprint(failed),
+		fmt.Sprintf("%.1f", report.Ms(r.Percentile(50))), fmt.Sprintf("%.1f", report.Ms(r.Percentile(95))), fmt.Sprintf("%.1f", report.Ms(r.Percentile(99))),
+		fmt.Sprintf("%.0f", report.Ms(r.Percentile(100))), kp99("list"), kp99("detail"), kp99("create"), verdict}
 }
 
 // lbStats is the part of the LB's /stats that B5 reads.

@@ -230,7 +230,7 @@ func (f *Forwarder) forward(ctx *fasthttp.RequestCtx) int {
 	// A failed connect sent nothing: any method may go elsewhere. A
 	// connection lost before an answer may have delivered the request:
 	// only idempotent methods go again.
-	if err != nil && f.o.Retry && (upstream.IsDialError(err) || retryableFast(req) && isConnLostFast(err)) {
+	if err != nil && f.o.Retry && (upstream.IsDialError(err) || retryable(req) && isConnLost(err)) {
 		other := f.pool.SelectOther(nil, h)
 		if other == nil && !upstream.IsDialError(err) {
 			// One instance whose pooled connection had closed under us: a
@@ -273,27 +273,29 @@ func (f *Forwarder) try(h *upstream.Host, req *fasthttp.Request, resp *fasthttp.
 	return err
 }
 
-// retryableFast: idempotent methods without a body.
-func retryableFast(req *fasthttp.Request) bool {
+// retryable: idempotent methods without a body, as upstream's rule for net/http.
+func retryable(req *fasthttp.Request) bool {
 	if !req.Header.IsGet() && !req.Header.IsHead() && !req.Header.IsOptions() {
 		return false
 	}
 	return len(req.Body()) == 0
 }
 
-// isConnLostFast is isConnLost plus fasthttp's own word for a connection
+// isConnLost is upstream.IsConnLost plus fasthttp's own word for a connection
 // closed before the first response byte.
-func isConnLostFast(err error) bool {
+func isConnLost(err error) bool {
 	return errors.Is(err, fasthttp.ErrConnectionClosed) || upstream.IsConnLost(err)
 }
 
-func isTimeoutFast(err error) bool {
+// isTimeout is upstream.IsTimeout plus fasthttp's own timeout and its
+// "no free connection" (every connection busy past the timeout).
+func isTimeout(err error) bool {
 	return errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, fasthttp.ErrNoFreeConns) || upstream.IsTimeout(err)
 }
 
 func (f *Forwarder) fail(ctx *fasthttp.RequestCtx, err error) int {
 	path := string(ctx.Path())
-	if isTimeoutFast(err) {
+	if isTimeout(err) {
 		f.logger.Warn("upstream timed out", "upstream", f.pool.Name(), "path", path, "err", err)
 		return WriteError(ctx, apierr.CodeGatewayTimeout, f.pool.Name()+" did not answer in time")
 	}
