@@ -149,7 +149,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	}
 	h.loginsOK.Add(1)
 	w.Header().Set("Cache-Control", "no-store") // RFC 6749 §5.1
-	apierr.WriteJSON(w, http.StatusOK, loginResponse{
+	apierr.Respond(w, http.StatusOK, loginResponse{
 		AccessToken: token,
 		TokenType:   "Bearer",
 		ExpiresIn:   int64(expires.Sub(now).Seconds()),
@@ -196,7 +196,7 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request) {
 	}
 	h.verifyValid.Add(1)
 	w.Header().Set("Cache-Control", "no-store")
-	apierr.WriteJSON(w, http.StatusOK, verifyResponse{
+	apierr.Respond(w, http.StatusOK, verifyResponse{
 		Valid: true, Sub: claims.Subject, UID: claims.UserID,
 		Exp: claims.ExpiresAt.Unix(), Issuer: claims.Issuer,
 	})
@@ -206,7 +206,7 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) invalid(w http.ResponseWriter, msg string) {
 	h.verifyInvalid.Add(1)
 	w.Header().Set("WWW-Authenticate", `Bearer realm="titanium", error="invalid_token"`)
-	apierr.WriteJSON(w, http.StatusUnauthorized, map[string]any{
+	apierr.Respond(w, http.StatusUnauthorized, map[string]any{
 		"valid": false, "error": msg, "code": apierr.CodeUnauthorized,
 	})
 }

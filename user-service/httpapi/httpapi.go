@@ -121,7 +121,7 @@ func (h *Handler) registerUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", "/api/users/"+strconv.FormatInt(u.ID, 10))
-	apierr.WriteJSON(w, http.StatusCreated, u)
+	apierr.Respond(w, http.StatusCreated, u)
 }
 
 type listResponse struct {
@@ -205,7 +205,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 	if next > 0 {
 		resp.NextCursor = encodeCursor(next)
 	}
-	apierr.WriteJSON(w, http.StatusOK, resp)
+	apierr.Respond(w, http.StatusOK, resp)
 }
 
 // pathID parses the {id} path segment; a non-numeric id is a 404 (no such
@@ -226,7 +226,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	apierr.WriteJSON(w, http.StatusOK, view(u, h.viewer(r)))
+	apierr.Respond(w, http.StatusOK, view(u, h.viewer(r)))
 }
 
 func (h *Handler) getByUsername(w http.ResponseWriter, r *http.Request) {
@@ -235,7 +235,7 @@ func (h *Handler) getByUsername(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	apierr.WriteJSON(w, http.StatusOK, view(u, h.viewer(r)))
+	apierr.Respond(w, http.StatusOK, view(u, h.viewer(r)))
 }
 
 type updateRequest struct {
@@ -288,7 +288,7 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	apierr.WriteJSON(w, http.StatusOK, u)
+	apierr.Respond(w, http.StatusOK, u)
 }
 
 type authenticateRequest struct {
@@ -312,5 +312,5 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	apierr.WriteJSON(w, http.StatusOK, authenticateResponse{ID: u.ID, Username: u.Username})
+	apierr.Respond(w, http.StatusOK, authenticateResponse{ID: u.ID, Username: u.Username})
 }
