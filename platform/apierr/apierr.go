@@ -234,40 +234,50 @@ func (x Writer) Handler(h HandlerFunc) http.Handler {
 
 // bodyBuffers are reused response buffers. One that grew past
 // maxPooledBody (a page of long posts) is dropped rather than kept.
-var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+var bodyBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 const maxPooledBody = 256 << 10
 
-// Respond sends v, encoded as JSON, as the response body with status. The
-// body is encoded before anything is written, so that an encoding error
-// can still become a clean 500, and it is sent with its Content-Length.
+// Respond sends v, encoded as JSON by encoding/json, as the response body
+// with status (see RespondFunc).
+func Respond(w http.ResponseWriter, status int, v any) {
+	RespondFunc(w, status, func(b []byte) ([]byte, error) {
+		buf := bytes.NewBuffer(b)
+		err := json.NewEncoder(buf).Encode(v)
+		return buf.Bytes(), err
+	})
+}
+
+// RespondFunc sends the JSON body that appendBody appends to a reused
+// buffer, with status. The body is complete before anything is written, so
+// that an encoding error can still become a clean JSON 500, and it is sent
+// with its Content-Length.
 //
 // The Content-Length matters beyond the service: without one, a body past
 // net/http's 2 KiB buffer goes out chunked, and httputil.ReverseProxy in
 // the gateway and the load balancer treats a response of unknown length as
 // a stream and flushes after every read from its upstream: a write syscall
 // per piece per hop.
-func Respond(w http.ResponseWriter, status int, v any) {
-	buf := bodyBuffers.Get().(*bytes.Buffer)
+func RespondFunc(w http.ResponseWriter, status int, appendBody func(b []byte) ([]byte, error)) {
+	bp := bodyBuffers.Get().(*[]byte)
 	defer func() {
-		if buf.Cap() <= maxPooledBody {
-			buf.Reset()
-			bodyBuffers.Put(buf)
+		if cap(*bp) <= maxPooledBody {
+			bodyBuffers.Put(bp)
 		}
 	}()
-	buf.Reset()
-	if err := json.NewEncoder(buf).Encode(v); err != nil {
-		slog.Default().Error("encode response body", "type", fmt.Sprintf("%T", v), "err", err)
-		buf.Reset()
+	b, err := appendBody((*bp)[:0])
+	if err != nil {
+		slog.Default().Error("encode response body", "err", err)
 		status = http.StatusInternalServerError
-		_ = json.NewEncoder(buf).Encode(&Error{Code: CodeInternal, Message: "internal server error"})
+		b = append(b[:0], `{"code":"internal","error":"internal server error"}`+"\n"...)
 	}
+	*bp = b
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
+	_, _ = w.Write(b)
 }
 
 // DefaultMaxBody is the request body cap used when a handler gives none.
