@@ -80,10 +80,7 @@ func methodNotAllowed(allow string) http.Handler {
 // mapError is blog-service's hook into apierr.Writer: the one place domain
 // errors become API errors (bearer-token errors are apierr's own).
 func mapError(err error) *apierr.Error {
-	var ve *posts.ValidationError
 	switch {
-	case errors.As(err, &ve):
-		return apierr.Invalid(ve.Field, "%s", ve.Message)
 	case errors.Is(err, posts.ErrNotFound):
 		return apierr.Errorf(apierr.CodeNotFound, "post not found")
 	case errors.Is(err, posts.ErrNotAuthor):

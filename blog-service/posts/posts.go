@@ -7,11 +7,12 @@ package posts
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"titanium/platform/validation"
 )
 
 // Post is one blog post.
@@ -37,19 +38,6 @@ var (
 	// ErrNotAuthor means the post exists but belongs to someone else.
 	ErrNotAuthor = errors.New("not the author of the post")
 )
-
-// ValidationError names the input field at fault ("" for the input as a
-// whole).
-type ValidationError struct {
-	Field   string
-	Message string
-}
-
-func (e *ValidationError) Error() string { return e.Field + ": " + e.Message }
-
-func invalid(field, format string, args ...any) error {
-	return &ValidationError{Field: field, Message: fmt.Sprintf(format, args...)}
-}
 
 // Input limits, documented in docs/blog-service.md.
 const (
@@ -84,10 +72,10 @@ func NewService(store Store) *Service { return &Service{store: store} }
 // required; the title is stored trimmed.
 func (s *Service) Create(ctx context.Context, author string, title, content *string) (Post, error) {
 	if title == nil {
-		return Post{}, invalid("title", "title is required")
+		return Post{}, validation.Errorf("title", "title is required")
 	}
 	if content == nil {
-		return Post{}, invalid("content", "content is required")
+		return Post{}, validation.Errorf("content", "content is required")
 	}
 	t, err := ValidTitle(*title)
 	if err != nil {
@@ -117,7 +105,7 @@ func (s *Service) List(ctx context.Context, before int64, limit int) ([]Post, in
 // author wrote the post.
 func (s *Service) Update(ctx context.Context, id int64, author string, title, content *string) (Post, error) {
 	if title == nil && content == nil {
-		return Post{}, invalid("", "nothing to update: give title, content or both")
+		return Post{}, validation.Errorf("", "nothing to update: give title, content or both")
 	}
 	var patch Patch
 	if title != nil {
@@ -147,13 +135,13 @@ func ValidTitle(s string) (string, error) {
 	s = strings.TrimSpace(s)
 	n := utf8.RuneCountInString(s)
 	if n == 0 {
-		return "", invalid("title", "title must not be empty")
+		return "", validation.Errorf("title", "title must not be empty")
 	}
 	if n > MaxTitleChars {
-		return "", invalid("title", "title must be at most %d characters", MaxTitleChars)
+		return "", validation.Errorf("title", "title must be at most %d characters", MaxTitleChars)
 	}
 	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
-		return "", invalid("title", "title must be one line without control characters")
+		return "", validation.Errorf("title", "title must be one line without control characters")
 	}
 	return s, nil
 }
@@ -162,13 +150,13 @@ func ValidTitle(s string) (string, error) {
 // characters, no NUL (line breaks and tabs are fine).
 func ValidContent(s string) error {
 	if strings.TrimSpace(s) == "" {
-		return invalid("content", "content must not be empty")
+		return validation.Errorf("content", "content must not be empty")
 	}
 	if utf8.RuneCountInString(s) > MaxContentChars {
-		return invalid("content", "content must be at most %d characters", MaxContentChars)
+		return validation.Errorf("content", "content must be at most %d characters", MaxContentChars)
 	}
 	if strings.IndexByte(s, 0) >= 0 {
-		return invalid("content", "content must not contain NUL characters")
+		return validation.Errorf("content", "content must not contain NUL characters")
 	}
 	return nil
 }

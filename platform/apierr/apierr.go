@@ -19,6 +19,7 @@ import (
 	"sync"
 
 	"titanium/platform/jwtauth"
+	"titanium/platform/validation"
 )
 
 // Application error codes. They are part of the public API: clients may
@@ -165,13 +166,19 @@ func Code(err error) string {
 	return asError(err).Code
 }
 
-// asError is the *Error sent for err: an *Error as is, a jwtauth error as
-// Unauthorized, a cancelled request as 499, anything else as a generic 500.
+// asError is the *Error sent for err: an *Error as is, a domain's
+// validation error as Invalid, a jwtauth error as Unauthorized, a
+// cancelled request as 499, anything else as a generic 500.
 func asError(err error) *Error {
-	var e *Error
+	var (
+		e  *Error
+		ve *validation.Error
+	)
 	switch {
 	case errors.As(err, &e):
 		return e
+	case errors.As(err, &ve):
+		return Invalid(ve.Field, "%s", ve.Message)
 	case errors.Is(err, jwtauth.ErrNoToken), errors.Is(err, jwtauth.ErrInvalidToken):
 		return Unauthorized(err)
 	case errors.Is(err, context.Canceled):
@@ -182,7 +189,8 @@ func asError(err error) *Error {
 }
 
 // Write sends err as a JSON error response with the headers it carries. An
-// *Error is sent as is; a missing or bad bearer token is Unauthorized; any
+// *Error is sent as is; a *validation.Error is a 400 naming its field; a
+// missing or bad bearer token is Unauthorized; any
 // other error is logged with the request and answered with a generic 500,
 // so that internal details never reach the client.
 func Write(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {

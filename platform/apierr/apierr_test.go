@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"titanium/platform/jwtauth"
+	"titanium/platform/validation"
 )
 
 type payload struct {
@@ -162,6 +163,8 @@ func TestWriterMapsThroughTheServiceHook(t *testing.T) {
 			return fmt.Errorf("auth: %w", jwtauth.ErrInvalidToken)
 		case "/notoken":
 			return jwtauth.ErrNoToken
+		case "/invalid":
+			return fmt.Errorf("register: %w", validation.Errorf("email", "email must contain @"))
 		}
 		return errors.New("boom")
 	})
@@ -171,6 +174,7 @@ func TestWriterMapsThroughTheServiceHook(t *testing.T) {
 		{"/domain", CodeNotFound, "X-Widget", "none"},
 		{"/token", CodeUnauthorized, "WWW-Authenticate", `Bearer realm="titanium", error="invalid_token"`},
 		{"/notoken", CodeUnauthorized, "WWW-Authenticate", `Bearer realm="titanium"`},
+		{"/invalid", CodeValidation, "", ""},
 		{"/other", CodeInternal, "", ""},
 	} {
 		rec := httptest.NewRecorder()
@@ -178,6 +182,9 @@ func TestWriterMapsThroughTheServiceHook(t *testing.T) {
 		var body map[string]string
 		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || body["code"] != tt.code || rec.Code != StatusOf(tt.code) {
 			t.Errorf("%s: got %d %s, want code %s", tt.path, rec.Code, rec.Body, tt.code)
+		}
+		if tt.code == CodeValidation && (body["field"] != "email" || body["error"] != "email must contain @") {
+			t.Errorf("%s: got %s, want the field and message of the validation error", tt.path, rec.Body)
 		}
 		if tt.header != "" && rec.Header().Get(tt.header) != tt.value {
 			t.Errorf("%s: %s = %q, want %q", tt.path, tt.header, rec.Header().Get(tt.header), tt.value)

@@ -57,25 +57,21 @@ func New(svc *users.Service, jwt jwtauth.Config, reg Registration, logger *slog.
 
 // Routes registers every route on r.
 func (h *Handler) Routes(r Router) {
-	e := h.errors.Handler
-	r.Handle("POST /api/users", e(h.registerUser))
-	r.Handle("GET /api/users", e(h.list))
-	r.Handle("GET /api/users/{id}", e(h.get))
-	r.Handle("GET /api/users/by-username/{username}", e(h.getByUsername))
-	r.Handle("PATCH /api/users/{id}", e(h.update))
+	r.Handle("POST /api/users", h.errors.Handler(h.registerUser))
+	r.Handle("GET /api/users", h.errors.Handler(h.list))
+	r.Handle("GET /api/users/{id}", h.errors.Handler(h.get))
+	r.Handle("GET /api/users/by-username/{username}", h.errors.Handler(h.getByUsername))
+	r.Handle("PATCH /api/users/{id}", h.errors.Handler(h.update))
 	// Internal: only auth-service calls it, on the internal listener, which
 	// neither the gateway nor monitoring reaches (the gateway does not route
 	// /internal/* either).
-	r.HandleInternal("POST /internal/authenticate", e(h.authenticate))
+	r.HandleInternal("POST /internal/authenticate", h.errors.Handler(h.authenticate))
 }
 
 // mapError is user-service's hook into apierr.Writer: the one place domain
 // errors become API errors (bearer-token errors are apierr's own).
 func mapError(err error) *apierr.Error {
-	var ve *users.ValidationError
 	switch {
-	case errors.As(err, &ve):
-		return apierr.Invalid(ve.Field, "%s", ve.Message)
 	case errors.Is(err, users.ErrNotFound):
 		return apierr.Errorf(apierr.CodeNotFound, "user not found")
 	case errors.Is(err, users.ErrUsernameTaken):
