@@ -82,3 +82,29 @@ func TestPageJSON(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParse: any limit and cursor a client sends either parse to a page
+// request within the contract or are a 400 naming the parameter.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"", "0", "20", "101", "99999999999999999999", "-1", "+5", EncodeCursor(7), "!!!", "cDE6"} {
+		f.Add(s, s)
+	}
+	f.Fuzz(func(t *testing.T, limit, cursor string) {
+		r, err := Parse(url.Values{"limit": {limit}, "cursor": {cursor}})
+		if err != nil {
+			var e *apierr.Error
+			if !errors.As(err, &e) || e.Status() != 400 || e.Field != "limit" && e.Field != "cursor" {
+				t.Fatalf("Parse(%q, %q): %v, want a 400 naming limit or cursor", limit, cursor, err)
+			}
+			return
+		}
+		if r.Limit < 1 || r.Limit > MaxLimit || r.After < 0 {
+			t.Fatalf("Parse(%q, %q) = %+v, outside the contract", limit, cursor, r)
+		}
+		if r.After > 0 {
+			if again, err := DecodeCursor(EncodeCursor(r.After)); err != nil || again != r.After {
+				t.Fatalf("cursor %q: key %d does not round-trip (%d, %v)", cursor, r.After, again, err)
+			}
+		}
+	})
+}
