@@ -14,15 +14,11 @@ import (
 	"titanium/platform/pagination"
 )
 
-// Limits of the API, documented in docs/blog-service.md.
-const (
-	MaxTitleChars   = posts.MaxTitleChars
-	MaxContentChars = posts.MaxContentChars
-	// MaxBodyBytes caps a request body; a longer one gets 413. It leaves
-	// room for a maximal ASCII post with JSON escaping; content in scripts
-	// of 3 or 4 bytes per character meets this cap before the character cap.
-	MaxBodyBytes = 64 << 10
-)
+// MaxBodyBytes caps a request body; a longer one gets 413. It leaves room
+// for a maximal ASCII post (posts.MaxContentChars) with JSON escaping;
+// content in scripts of 3 or 4 bytes per character meets this cap before
+// the character cap. Documented in docs/blog-service.md.
+const MaxBodyBytes = 64 << 10
 
 // Authenticator verifies a request's bearer token (jwtauth.Config does).
 type Authenticator interface {

@@ -394,10 +394,10 @@ func TestBoundariesAreAccepted(t *testing.T) {
 	s := newServer(t)
 	alice := token(t, "alice")
 	// Characters, not bytes: 200 two-byte characters are a valid title.
-	title := strings.Repeat("é", httpapi.MaxTitleChars)
-	content := strings.Repeat("a", httpapi.MaxContentChars)
+	title := strings.Repeat("é", posts.MaxTitleChars)
+	content := strings.Repeat("a", posts.MaxContentChars)
 	p := createPost(t, s, alice, title, content)
-	if p.Title != title || len(p.Content) != httpapi.MaxContentChars {
+	if p.Title != title || len(p.Content) != posts.MaxContentChars {
 		t.Errorf("boundary post: title %d chars, content %d bytes", len([]rune(p.Title)), len(p.Content))
 	}
 	r := do(t, http.MethodPatch, fmt.Sprintf("%s/api/posts/%d", s.URL, p.ID), alice, map[string]string{"title": "x"})
