@@ -50,6 +50,7 @@ fuzz:
 	go test -run '^$$' -fuzz '^FuzzAuthenticate$$' -fuzztime 20000x titanium/user-service/httpapi
 	go test -run '^$$' -fuzz '^FuzzLogin$$' -fuzztime 20000x titanium/auth-service/httpapi
 	go test -run '^$$' -fuzz '^FuzzEncodeString$$' -fuzztime 20000x titanium/blog-service/httpapi
+	go test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 20000x titanium/platform/pagination
 
 ## test: formatting, vet, every module's tests with -race (whole-stack tests included), short fuzzing
 test: deps fmt-check vet unit e2e fuzz

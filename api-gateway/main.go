@@ -141,7 +141,7 @@ func mount(srv *service.Server, cfg config, logger *slog.Logger) ([]*upstream.Po
 		}
 	}
 	srv.HandleFunc("GET /api/health", func(w http.ResponseWriter, _ *http.Request) {
-		apierr.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		apierr.Respond(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	// Everything else, /internal/* included, is not ours to route.
 	notFound := func(w http.ResponseWriter, _ *http.Request) {

@@ -393,7 +393,7 @@ func (a *aggregator) serveLocal(w http.ResponseWriter, _ *http.Request) {
 	l.Instance = a.instance
 	l.Fanouts = a.fanouts.Load()
 	w.Header().Set("Cache-Control", "no-store")
-	apierr.WriteJSON(w, http.StatusOK, l)
+	apierr.Respond(w, http.StatusOK, l)
 }
 
 func isTimeoutErr(err error) bool {

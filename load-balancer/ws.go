@@ -67,7 +67,7 @@ func newHub(cfg wsConfig, t *traffic, logger *slog.Logger) *hub {
 			if status == http.StatusForbidden {
 				code = apierr.CodeForbidden
 			}
-			apierr.WriteJSON(w, status, &apierr.Error{Code: code, Message: reason.Error()})
+			apierr.Respond(w, status, &apierr.Error{Code: code, Message: reason.Error()})
 		},
 	}
 	return h

@@ -53,6 +53,7 @@ type Handler struct {
 	limits Limits
 	ips    clientip.Resolver
 	logger *slog.Logger
+	errors apierr.Writer
 	now    func() time.Time
 
 	loginsOK, loginsFailed, loginsThrottled, loginsUnavailable atomic.Int64
@@ -61,7 +62,7 @@ type Handler struct {
 
 // New returns the handlers.
 func New(auth Authenticator, jwt jwtauth.Config, limits Limits, ips clientip.Resolver, logger *slog.Logger) *Handler {
-	return &Handler{auth: auth, jwt: jwt, limits: limits, ips: ips, logger: logger, now: time.Now}
+	return &Handler{auth: auth, jwt: jwt, limits: limits, ips: ips, logger: logger, errors: apierr.Writer{Logger: logger}, now: time.Now}
 }
 
 // Router is where handlers are registered (a *service.Server or *http.ServeMux).
@@ -71,9 +72,10 @@ type Router interface {
 
 // Routes registers every route on r.
 func (h *Handler) Routes(r Router) {
-	r.Handle("POST /api/auth/login", http.HandlerFunc(h.login))
-	r.Handle("GET /api/auth/verify", http.HandlerFunc(h.verify))
-	r.Handle("POST /api/auth/verify", http.HandlerFunc(h.verify))
+	e := h.errors.Handler
+	r.Handle("POST /api/auth/login", e(h.login))
+	r.Handle("GET /api/auth/verify", e(h.verify))
+	r.Handle("POST /api/auth/verify", e(h.verify))
 }
 
 type loginRequest struct {
@@ -87,31 +89,27 @@ type loginResponse struct {
 	ExpiresIn   int64  `json:"expires_in"`
 }
 
-func (h *Handler) throttled(w http.ResponseWriter, r *http.Request, retryAfter time.Duration) {
+func (h *Handler) throttled(retryAfter time.Duration) error {
 	h.loginsThrottled.Add(1)
-	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(retryAfter.Seconds()))))
-	apierr.Write(w, r, h.logger, apierr.Errorf(apierr.CodeRateLimited, "too many login attempts, retry later"))
+	return apierr.Errorf(apierr.CodeRateLimited, "too many login attempts, retry later").
+		WithHeader("Retry-After", strconv.Itoa(int(math.Ceil(retryAfter.Seconds()))))
 }
 
-func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	now := h.now()
 	ip := h.ips.ClientIP(r).String()
 	if ok, wait := h.limits.PerIP.Take(ip, now); !ok {
-		h.throttled(w, r, wait)
-		return
+		return h.throttled(wait)
 	}
 	var req loginRequest
 	if err := apierr.DecodeJSON(w, r, maxLoginBody, &req); err != nil {
-		apierr.Write(w, r, h.logger, err)
-		return
+		return err
 	}
 	if req.Username == "" {
-		apierr.Write(w, r, h.logger, apierr.Invalid("username", "username is required"))
-		return
+		return apierr.Invalid("username", "username is required")
 	}
 	if req.Password == "" {
-		apierr.Write(w, r, h.logger, apierr.Invalid("password", "password is required"))
-		return
+		return apierr.Invalid("password", "password is required")
 	}
 	account := strings.ToLower(req.Username)
 	if len(account) > maxAccountKey {
@@ -119,8 +117,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	}
 	account += "|" + ip
 	if ok, wait := h.limits.PerAccount.Take(account, now); !ok {
-		h.throttled(w, r, wait)
-		return
+		return h.throttled(wait)
 	}
 	id, err := h.auth.Authenticate(r.Context(), req.Username, req.Password)
 	switch {
@@ -128,32 +125,28 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		h.limits.PerAccount.Refund(account, now)
 	case errors.Is(err, userclient.ErrBadCredentials):
 		h.loginsFailed.Add(1)
-		apierr.Write(w, r, h.logger, apierr.Errorf(apierr.CodeUnauthorized, "invalid username or password"))
-		return
+		return apierr.Errorf(apierr.CodeUnauthorized, "invalid username or password")
 	case errors.Is(err, context.Canceled):
 		h.limits.PerAccount.Refund(account, now)
-		apierr.Write(w, r, h.logger, err)
-		return
+		return err
 	default:
 		h.limits.PerAccount.Refund(account, now)
 		h.loginsUnavailable.Add(1)
 		h.logger.WarnContext(r.Context(), "login: user-service unavailable", "err", err)
-		w.Header().Set("Retry-After", "1")
-		apierr.Write(w, r, h.logger, apierr.Errorf(apierr.CodeUnavailable, "login is temporarily unavailable"))
-		return
+		return apierr.Errorf(apierr.CodeUnavailable, "login is temporarily unavailable").WithHeader("Retry-After", "1")
 	}
 	token, expires, err := h.jwt.Issue(id.Username, id.ID, now)
 	if err != nil {
-		apierr.Write(w, r, h.logger, err)
-		return
+		return err
 	}
 	h.loginsOK.Add(1)
 	w.Header().Set("Cache-Control", "no-store") // RFC 6749 §5.1
-	apierr.WriteJSON(w, http.StatusOK, loginResponse{
+	apierr.Respond(w, http.StatusOK, loginResponse{
 		AccessToken: token,
 		TokenType:   "Bearer",
 		ExpiresIn:   int64(expires.Sub(now).Seconds()),
 	})
+	return nil
 }
 
 type verifyRequest struct {
@@ -169,46 +162,38 @@ type verifyResponse struct {
 }
 
 // verify takes the token from a POST body {token} or, failing that, from
-// the Authorization header.
-func (h *Handler) verify(w http.ResponseWriter, r *http.Request) {
+// the Authorization header. A missing or bad token gets the 401 every
+// service sends (apierr.Unauthorized), which never says what was wrong.
+func (h *Handler) verify(w http.ResponseWriter, r *http.Request) error {
 	var token string
 	if r.Method == http.MethodPost && r.ContentLength != 0 {
 		var req verifyRequest
 		if err := apierr.DecodeJSON(w, r, maxVerifyBody, &req); err != nil {
-			apierr.Write(w, r, h.logger, err)
-			return
+			return err
 		}
 		token = req.Token
 	}
+	var claims *jwtauth.Claims
+	var err error
 	if token == "" {
-		t, err := jwtauth.BearerToken(r)
-		if err != nil {
-			h.invalid(w, "a bearer token is required")
-			return
-		}
-		token = t
+		claims, err = h.jwt.Authenticate(r)
+	} else {
+		claims, err = h.jwt.Verify(token)
 	}
-	claims, err := h.jwt.Verify(token)
 	if err != nil {
-		h.logger.DebugContext(r.Context(), "rejected token", "err", err)
-		h.invalid(w, "invalid or expired token")
-		return
+		h.verifyInvalid.Add(1)
+		if !errors.Is(err, jwtauth.ErrNoToken) {
+			h.logger.DebugContext(r.Context(), "rejected token", "err", err)
+		}
+		return apierr.Unauthorized(err)
 	}
 	h.verifyValid.Add(1)
 	w.Header().Set("Cache-Control", "no-store")
-	apierr.WriteJSON(w, http.StatusOK, verifyResponse{
+	apierr.Respond(w, http.StatusOK, verifyResponse{
 		Valid: true, Sub: claims.Subject, UID: claims.UserID,
 		Exp: claims.ExpiresAt.Unix(), Issuer: claims.Issuer,
 	})
-}
-
-// invalid is the one 401 answer for every bad token: it never says why.
-func (h *Handler) invalid(w http.ResponseWriter, msg string) {
-	h.verifyInvalid.Add(1)
-	w.Header().Set("WWW-Authenticate", `Bearer realm="titanium", error="invalid_token"`)
-	apierr.WriteJSON(w, http.StatusUnauthorized, map[string]any{
-		"valid": false, "error": msg, "code": apierr.CodeUnauthorized,
-	})
+	return nil
 }
 
 // Stats is auth-service's part of /stats.

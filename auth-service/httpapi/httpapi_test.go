@@ -169,8 +169,9 @@ func sign(t *testing.T, method jwt.SigningMethod, key any, claims jwt.MapClaims)
 	return s
 }
 
-// TestVerifyRejects is the negative matrix: every one of these is a 401
-// with valid:false, whether sent in the header or the body.
+// TestVerifyRejects is the negative matrix: every one of these is the one
+// 401 of every service (code unauthorized, a Bearer challenge), whether sent
+// in the header or the body.
 func TestVerifyRejects(t *testing.T) {
 	h := newHandler(t, []string{"http://127.0.0.1:1"}, roomy)
 	now := time.Now()
@@ -221,8 +222,8 @@ func TestVerifyRejects(t *testing.T) {
 			body, _ := json.Marshal(map[string]string{"token": tt.token})
 			start := time.Now()
 			r := do(h, "POST", "/api/auth/verify", string(body), local)
-			if r.status != 401 || r.json(t)["valid"] != false {
-				t.Errorf("body: got %d %s, want 401 valid:false", r.status, r.body)
+			if m := r.json(t); r.status != 401 || m["code"] != "unauthorized" || m["error"] != "a valid bearer token is required" {
+				t.Errorf("body: got %d %s, want the 401 unauthorized", r.status, r.body)
 			}
 			if d := time.Since(start); d > 2*time.Second {
 				t.Errorf("took %v", d)

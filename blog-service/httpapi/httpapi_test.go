@@ -17,9 +17,11 @@ import (
 	"time"
 
 	"titanium/blog-service/httpapi"
+	"titanium/blog-service/posts"
 	"titanium/blog-service/store"
 	"titanium/blog-service/web"
 	"titanium/platform/jwtauth"
+	"titanium/platform/pagination"
 	"titanium/platform/service"
 	"titanium/platform/sqlitedb"
 )
@@ -137,17 +139,17 @@ func try(method, url, tok string, body any) (*response, error) {
 }
 
 type page struct {
-	Items      []store.Post `json:"items"`
+	Items      []posts.Post `json:"items"`
 	NextCursor *string      `json:"next_cursor"`
 }
 
-func createPost(t testing.TB, s *testServer, tok, title, content string) store.Post {
+func createPost(t testing.TB, s *testServer, tok, title, content string) posts.Post {
 	t.Helper()
 	r := do(t, http.MethodPost, s.URL+"/api/posts", tok, map[string]string{"title": title, "content": content})
 	if r.Status != http.StatusCreated {
 		t.Fatalf("create: got %d %s, want 201", r.Status, r.Body)
 	}
-	var p store.Post
+	var p posts.Post
 	r.decode(t, &p)
 	return p
 }
@@ -168,7 +170,7 @@ func TestCRUD(t *testing.T) {
 			t.Errorf("create response lacks %q: %s", k, r.Body)
 		}
 	}
-	var created store.Post
+	var created posts.Post
 	r.decode(t, &created)
 	if created.Title != "Hello" || created.Content != "First\npost" || created.Author != "alice" {
 		t.Errorf("created: got %+v, want title Hello (trimmed), author alice", created)
@@ -180,7 +182,7 @@ func TestCRUD(t *testing.T) {
 	// Read.
 	url := fmt.Sprintf("%s/api/posts/%d", s.URL, created.ID)
 	r = do(t, http.MethodGet, url, "", nil)
-	var got store.Post
+	var got posts.Post
 	r.decode(t, &got)
 	if r.Status != http.StatusOK || !samePost(got, created) {
 		t.Errorf("get: got %d %+v, want 200 %+v", r.Status, got, created)
@@ -195,7 +197,7 @@ func TestCRUD(t *testing.T) {
 
 	// Partial update: title only, then content only.
 	r = do(t, http.MethodPatch, url, alice, map[string]string{"title": "Hello again"})
-	var up store.Post
+	var up posts.Post
 	r.decode(t, &up)
 	if r.Status != http.StatusOK || up.Title != "Hello again" || up.Content != "First\npost" || !up.CreatedAt.Equal(created.CreatedAt) {
 		t.Errorf("patch title: got %d %+v", r.Status, up)
@@ -226,7 +228,7 @@ func TestCRUD(t *testing.T) {
 	}
 }
 
-func samePost(a, b store.Post) bool {
+func samePost(a, b posts.Post) bool {
 	return a.ID == b.ID && a.Title == b.Title && a.Content == b.Content && a.Author == b.Author &&
 		a.CreatedAt.Equal(b.CreatedAt) && a.UpdatedAt.Equal(b.UpdatedAt)
 }
@@ -242,7 +244,7 @@ func TestOnlyTheAuthorChangesAPost(t *testing.T) {
 	r = do(t, http.MethodDelete, url, bob, nil)
 	assertError(t, r, http.StatusForbidden, "forbidden", "")
 
-	var got store.Post
+	var got posts.Post
 	do(t, http.MethodGet, url, "", nil).decode(t, &got)
 	if !samePost(got, p) {
 		t.Errorf("post changed by another user: got %+v, want %+v", got, p)
@@ -378,7 +380,7 @@ func TestBadInput(t *testing.T) {
 	})
 
 	// Nothing above changed the existing post or created one.
-	var got store.Post
+	var got posts.Post
 	do(t, http.MethodGet, s.URL+postURL, "", nil).decode(t, &got)
 	if !samePost(got, p) {
 		t.Errorf("post changed by bad requests: got %+v, want %+v", got, p)
@@ -392,10 +394,10 @@ func TestBoundariesAreAccepted(t *testing.T) {
 	s := newServer(t)
 	alice := token(t, "alice")
 	// Characters, not bytes: 200 two-byte characters are a valid title.
-	title := strings.Repeat("é", httpapi.MaxTitleChars)
-	content := strings.Repeat("a", httpapi.MaxContentChars)
+	title := strings.Repeat("é", posts.MaxTitleChars)
+	content := strings.Repeat("a", posts.MaxContentChars)
 	p := createPost(t, s, alice, title, content)
-	if p.Title != title || len(p.Content) != httpapi.MaxContentChars {
+	if p.Title != title || len(p.Content) != posts.MaxContentChars {
 		t.Errorf("boundary post: title %d chars, content %d bytes", len([]rune(p.Title)), len(p.Content))
 	}
 	r := do(t, http.MethodPatch, fmt.Sprintf("%s/api/posts/%d", s.URL, p.ID), alice, map[string]string{"title": "x"})
@@ -407,7 +409,7 @@ func TestBoundariesAreAccepted(t *testing.T) {
 func TestLimitDefaultAndClamp(t *testing.T) {
 	s := newServer(t)
 	ctx := context.Background()
-	for i := 0; i < httpapi.MaxLimit+5; i++ {
+	for i := 0; i < pagination.MaxLimit+5; i++ {
 		if _, err := s.Store.Create(ctx, "alice", fmt.Sprintf("p%d", i), "c"); err != nil {
 			t.Fatal(err)
 		}
@@ -416,11 +418,11 @@ func TestLimitDefaultAndClamp(t *testing.T) {
 		query string
 		want  int
 	}{
-		{"", httpapi.DefaultLimit},
+		{"", pagination.DefaultLimit},
 		{"?limit=3", 3},
 		{"?limit=100", 100},
-		{"?limit=1000", httpapi.MaxLimit},
-		{"?limit=99999999999999999999999", httpapi.MaxLimit},
+		{"?limit=1000", pagination.MaxLimit},
+		{"?limit=99999999999999999999999", pagination.MaxLimit},
 	}
 	for _, tt := range tests {
 		var pg page

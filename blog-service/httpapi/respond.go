@@ -4,78 +4,45 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 	"unicode/utf8"
 
-	"titanium/blog-service/store"
+	"titanium/blog-service/posts"
 	"titanium/platform/apierr"
+	"titanium/platform/pagination"
 )
 
 // The success bodies (a post, a page of posts) are the service's hot path:
 // a page of 20 posts through encoding/json's reflection, plus time.Time's
-// MarshalJSON and the re-compaction of its output, was a fifth of a list
-// request's CPU. They are encoded here by hand instead, byte for byte what
-// encoding/json produces (TestEncodingMatchesEncodingJSON and
-// FuzzEncodeString check that), into a reused buffer, and sent with their
-// Content-Length.
-//
-// The Content-Length matters beyond this service: without one, a body past
-// net/http's 2 KiB buffer goes out chunked, and httputil.ReverseProxy in
-// the gateway and the load balancer treats a response of unknown length as
-// a stream and flushes after every read from its upstream: a write syscall
-// per piece per hop.
-
-// bodyBuffers are reused response buffers. One that grew past maxPooledBody
-// (a page of long posts) is dropped rather than kept.
-var bodyBuffers = sync.Pool{New: func() any { return new([]byte) }}
-
-const maxPooledBody = 256 << 10
+// MarshalJSON and the re-compaction of its output, costs a list request
+// about a fifth more CPU than this encoder (BenchmarkHandlers/list, see
+// docs/blog-service.md). They are encoded here by hand instead, byte for
+// byte what encoding/json produces (TestEncodingMatchesEncodingJSON and
+// FuzzEncodeString check that), and sent by apierr.RespondFunc.
 
 var errTimeRange = errors.New("time outside the years 0..9999 that RFC 3339 can represent")
 
+// postPage is a page of posts.
+type postPage = pagination.Page[posts.Post]
+
 // writePost sends one post.
-func (a *API) writePost(w http.ResponseWriter, r *http.Request, status int, p *store.Post) {
-	a.writeBody(w, r, status, func(b []byte) ([]byte, error) {
+func writePost(w http.ResponseWriter, status int, p *posts.Post) {
+	apierr.RespondFunc(w, status, func(b []byte) ([]byte, error) {
 		b, err := appendPost(b, p)
 		return append(b, '\n'), err
 	})
 }
 
 // writePage sends a page of the list.
-func (a *API) writePage(w http.ResponseWriter, r *http.Request, page *listResponse) {
-	a.writeBody(w, r, http.StatusOK, func(b []byte) ([]byte, error) {
+func writePage(w http.ResponseWriter, page *postPage) {
+	apierr.RespondFunc(w, http.StatusOK, func(b []byte) ([]byte, error) {
 		b, err := appendPage(b, page)
 		return append(b, '\n'), err
 	})
 }
 
-// writeBody encodes the body with enc before anything is written, so that
-// an encoding error can still become a clean JSON 500, and sends it with
-// the headers apierr.WriteJSON sets plus Content-Length.
-func (a *API) writeBody(w http.ResponseWriter, r *http.Request, status int, enc func([]byte) ([]byte, error)) {
-	bp := bodyBuffers.Get().(*[]byte)
-	defer func() {
-		if cap(*bp) <= maxPooledBody {
-			bodyBuffers.Put(bp)
-		}
-	}()
-	b, err := enc((*bp)[:0])
-	*bp = b
-	if err != nil {
-		apierr.Write(w, r, a.logger, err)
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
-}
-
-// appendPage appends page as encoding/json encodes listResponse.
-func appendPage(b []byte, page *listResponse) ([]byte, error) {
+// appendPage appends page as encoding/json encodes it.
+func appendPage(b []byte, page *postPage) ([]byte, error) {
 	b = append(b, `{"items":`...)
 	if page.Items == nil {
 		b = append(b, "null"...)
@@ -101,8 +68,8 @@ func appendPage(b []byte, page *listResponse) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-// appendPost appends p as encoding/json encodes store.Post.
-func appendPost(b []byte, p *store.Post) ([]byte, error) {
+// appendPost appends p as encoding/json encodes posts.Post.
+func appendPost(b []byte, p *posts.Post) ([]byte, error) {
 	b = append(b, `{"id":`...)
 	b = strconv.AppendInt(b, p.ID, 10)
 	b = append(b, `,"title":`...)

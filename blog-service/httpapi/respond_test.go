@@ -7,7 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"titanium/blog-service/store"
+	"titanium/blog-service/posts"
+	"titanium/platform/pagination"
 )
 
 // hardStrings are the cases where a hand-written JSON string encoder can
@@ -28,24 +29,24 @@ func TestEncodingMatchesEncodingJSON(t *testing.T) {
 		time.Date(1, 1, 1, 0, 0, 0, 1, seoul),
 		{},
 	}
-	var posts []store.Post
+	var items []posts.Post
 	for i, s := range hardStrings {
-		posts = append(posts, store.Post{ID: int64(i*1000 + 1), Title: s, Content: s + "!", Author: s,
+		items = append(items, posts.Post{ID: int64(i*1000 + 1), Title: s, Content: s + "!", Author: s,
 			CreatedAt: times[i%len(times)], UpdatedAt: times[(i+1)%len(times)]})
 	}
-	cursor := EncodeCursor(42)
-	pages := []listResponse{
-		{Items: posts, NextCursor: &cursor},
-		{Items: posts[:1]},
-		{Items: []store.Post{}},
+	cursor := pagination.EncodeCursor(42)
+	pages := []postPage{
+		{Items: items, NextCursor: &cursor},
+		{Items: items[:1]},
+		{Items: []posts.Post{}},
 		{},
 	}
-	for i := range posts {
-		got, err := appendPost(nil, &posts[i])
+	for i := range items {
+		got, err := appendPost(nil, &items[i])
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, err := json.Marshal(posts[i])
+		want, err := json.Marshal(items[i])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,7 +75,7 @@ func TestEncodingRejectsWhatEncodingJSONRejects(t *testing.T) {
 		time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
 		time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("", 24*3600)),
 	} {
-		p := store.Post{ID: 1, CreatedAt: ts, UpdatedAt: ts}
+		p := posts.Post{ID: 1, CreatedAt: ts, UpdatedAt: ts}
 		_, err := appendPost(nil, &p)
 		_, jerr := json.Marshal(p)
 		if (err == nil) != (jerr == nil) {

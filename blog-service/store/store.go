@@ -11,32 +11,11 @@ import (
 	"fmt"
 	"time"
 
+	"titanium/blog-service/posts"
 	"titanium/platform/sqlitedb"
 )
 
-// Sentinel errors for the domain cases the HTTP layer maps to statuses.
-var (
-	// ErrNotFound means no post has the id.
-	ErrNotFound = errors.New("post not found")
-	// ErrNotAuthor means the post exists but belongs to someone else.
-	ErrNotAuthor = errors.New("not the author of the post")
-)
-
-// Post is one blog post.
-type Post struct {
-	ID        int64     `json:"id"`
-	Title     string    `json:"title"`
-	Content   string    `json:"content"`
-	Author    string    `json:"author"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
-}
-
-// Patch is a partial update: nil fields are left as they are.
-type Patch struct {
-	Title   *string
-	Content *string
-}
+var _ posts.Store = (*Store)(nil)
 
 // migrations are applied in order by sqlitedb.Migrate; the database's
 // user_version is the number applied. Never edit one that has shipped:
@@ -140,11 +119,11 @@ const (
 
 // Create stores a new post by author and returns it with its id. The post
 // is committed (in the WAL) when Create returns.
-func (s *Store) Create(ctx context.Context, author, title, content string) (Post, error) {
+func (s *Store) Create(ctx context.Context, author, title, content string) (posts.Post, error) {
 	ts := s.now().UTC().Format(timeLayout)
 	p, err := s.writeReturning(ctx, s.insert, "", title, content, author, ts, ts)
 	if err != nil {
-		return Post{}, fmt.Errorf("insert post: %w", err)
+		return posts.Post{}, fmt.Errorf("insert post: %w", err)
 	}
 	return p, nil
 }
@@ -155,10 +134,10 @@ func (s *Store) Create(ctx context.Context, author, title, content string) (Post
 // decides whether the write is durable) is seen before the caller
 // acknowledges anything; in autocommit mode it would surface only as a
 // statement reset.
-func (s *Store) writeReturning(ctx context.Context, stmt *sql.Stmt, query string, args ...any) (Post, error) {
+func (s *Store) writeReturning(ctx context.Context, stmt *sql.Stmt, query string, args ...any) (posts.Post, error) {
 	tx, err := s.db.Write.BeginTx(ctx, nil)
 	if err != nil {
-		return Post{}, err
+		return posts.Post{}, err
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 	var row *sql.Row
@@ -173,23 +152,23 @@ func (s *Store) writeReturning(ctx context.Context, stmt *sql.Stmt, query string
 	}
 	p, err := scanPost(row)
 	if err != nil {
-		return Post{}, err
+		return posts.Post{}, err
 	}
 	if err := tx.Commit(); err != nil {
-		return Post{}, err
+		return posts.Post{}, err
 	}
 	return p, nil
 }
 
 // Get returns the post with id, or ErrNotFound.
-func (s *Store) Get(ctx context.Context, id int64) (Post, error) {
+func (s *Store) Get(ctx context.Context, id int64) (posts.Post, error) {
 	row := s.get.QueryRowContext(ctx, id)
 	p, err := scanPost(row)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Post{}, ErrNotFound
+		return posts.Post{}, posts.ErrNotFound
 	}
 	if err != nil {
-		return Post{}, fmt.Errorf("get post %d: %w", id, err)
+		return posts.Post{}, fmt.Errorf("get post %d: %w", id, err)
 	}
 	return p, nil
 }
@@ -207,7 +186,7 @@ const (
 // remain. Posts created during a walk have higher ids than any cursor, so a
 // walk never returns a post twice and never skips one that existed when it
 // began.
-func (s *Store) List(ctx context.Context, before int64, limit int) (posts []Post, more bool, err error) {
+func (s *Store) List(ctx context.Context, before int64, limit int) (page []posts.Post, more bool, err error) {
 	if limit <= 0 {
 		return nil, false, fmt.Errorf("list posts: limit %d must be positive", limit)
 	}
@@ -222,39 +201,39 @@ func (s *Store) List(ctx context.Context, before int64, limit int) (posts []Post
 		return nil, false, fmt.Errorf("list posts: %w", err)
 	}
 	defer rows.Close()
-	posts = make([]Post, 0, limit+1)
+	page = make([]posts.Post, 0, limit+1)
 	ps := newPostScan()
 	for rows.Next() {
 		p, err := ps.scan(rows)
 		if err != nil {
 			return nil, false, fmt.Errorf("list posts: %w", err)
 		}
-		posts = append(posts, p)
+		page = append(page, p)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, false, fmt.Errorf("list posts: %w", err)
 	}
-	if len(posts) > limit {
-		return posts[:limit], true, nil
+	if len(page) > limit {
+		return page[:limit], true, nil
 	}
-	return posts, false, nil
+	return page, false, nil
 }
 
 // Update applies patch to the post with id if author wrote it. It returns
 // ErrNotFound when there is no such post and ErrNotAuthor when someone else
 // wrote it. The authorship check and the write are one statement, so a
 // concurrent change of hands cannot slip between them.
-func (s *Store) Update(ctx context.Context, id int64, author string, patch Patch) (Post, error) {
+func (s *Store) Update(ctx context.Context, id int64, author string, patch posts.Patch) (posts.Post, error) {
 	ts := s.now().UTC().Format(timeLayout)
 	p, err := s.writeReturning(ctx, nil,
 		`UPDATE posts SET title = coalesce(?, title), content = coalesce(?, content), updated_at = ?
 		 WHERE id = ? AND author = ? RETURNING `+postColumns,
 		nullable(patch.Title), nullable(patch.Content), ts, id, author)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Post{}, s.whyNoMatch(ctx, id)
+		return posts.Post{}, s.whyNoMatch(ctx, id)
 	}
 	if err != nil {
-		return Post{}, fmt.Errorf("update post %d: %w", id, err)
+		return posts.Post{}, fmt.Errorf("update post %d: %w", id, err)
 	}
 	return p, nil
 }
@@ -282,11 +261,11 @@ func (s *Store) whyNoMatch(ctx context.Context, id int64) error {
 	err := s.db.Write.QueryRowContext(ctx, `SELECT 1 FROM posts WHERE id = ?`, id).Scan(&one)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return ErrNotFound
+		return posts.ErrNotFound
 	case err != nil:
 		return fmt.Errorf("check post %d: %w", id, err)
 	}
-	return ErrNotAuthor
+	return posts.ErrNotAuthor
 }
 
 // Count is the number of posts, read from the trigger-maintained counter.
@@ -307,13 +286,13 @@ func nullable(s *string) any {
 
 type scanner interface{ Scan(dest ...any) error }
 
-func scanPost(sc scanner) (Post, error) { return newPostScan().scan(sc) }
+func scanPost(sc scanner) (posts.Post, error) { return newPostScan().scan(sc) }
 
 // postScan holds the destinations of a row's Scan. A page reuses one for
 // all its rows, so that a row costs only its strings, not a fresh set of
 // escaping destinations.
 type postScan struct {
-	p                Post
+	p                posts.Post
 	created, updated string
 	dest             [6]any
 }
@@ -324,17 +303,17 @@ func newPostScan() *postScan {
 	return ps
 }
 
-func (ps *postScan) scan(sc scanner) (Post, error) {
+func (ps *postScan) scan(sc scanner) (posts.Post, error) {
 	if err := sc.Scan(ps.dest[:]...); err != nil {
-		return Post{}, err
+		return posts.Post{}, err
 	}
 	p := ps.p
 	var err error
 	if p.CreatedAt, err = parseTime(ps.created); err != nil {
-		return Post{}, fmt.Errorf("post %d created_at %q: %w", p.ID, ps.created, err)
+		return posts.Post{}, fmt.Errorf("post %d created_at %q: %w", p.ID, ps.created, err)
 	}
 	if p.UpdatedAt, err = parseTime(ps.updated); err != nil {
-		return Post{}, fmt.Errorf("post %d updated_at %q: %w", p.ID, ps.updated, err)
+		return posts.Post{}, fmt.Errorf("post %d updated_at %q: %w", p.ID, ps.updated, err)
 	}
 	return p, nil
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"titanium/blog-service/posts"
 	"titanium/platform/sqlitedb"
 )
 
@@ -51,14 +52,14 @@ func TestCRUD(t *testing.T) {
 	}
 
 	// Partial update: only the title changes.
-	up, err := s.Update(ctx, p.ID, "alice", Patch{Title: ptr("Hello again")})
+	up, err := s.Update(ctx, p.ID, "alice", posts.Patch{Title: ptr("Hello again")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if up.Title != "Hello again" || up.Content != "First post" || !up.CreatedAt.Equal(p.CreatedAt) || up.UpdatedAt.Before(p.UpdatedAt) {
 		t.Errorf("update title: got %+v", up)
 	}
-	up, err = s.Update(ctx, p.ID, "alice", Patch{Content: ptr("Edited")})
+	up, err = s.Update(ctx, p.ID, "alice", posts.Patch{Content: ptr("Edited")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +73,7 @@ func TestCRUD(t *testing.T) {
 	if err := s.Delete(ctx, p.ID, "alice"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Get(ctx, p.ID); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Get(ctx, p.ID); !errors.Is(err, posts.ErrNotFound) {
 		t.Errorf("get after delete: got %v, want ErrNotFound", err)
 	}
 	if n, err := s.Count(ctx); err != nil || n != 0 {
@@ -92,12 +93,12 @@ func TestAuthorship(t *testing.T) {
 		id   int64
 		want error
 	}{
-		{"someone else's post", p.ID, ErrNotAuthor},
-		{"missing post", p.ID + 1000, ErrNotFound},
+		{"someone else's post", p.ID, posts.ErrNotAuthor},
+		{"missing post", p.ID + 1000, posts.ErrNotFound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := s.Update(ctx, tt.id, "mallory", Patch{Title: ptr("pwned")}); !errors.Is(err, tt.want) {
+			if _, err := s.Update(ctx, tt.id, "mallory", posts.Patch{Title: ptr("pwned")}); !errors.Is(err, tt.want) {
 				t.Errorf("update: got %v, want %v", err, tt.want)
 			}
 			if err := s.Delete(ctx, tt.id, "mallory"); !errors.Is(err, tt.want) {

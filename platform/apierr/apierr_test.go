@@ -8,6 +8,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"titanium/platform/jwtauth"
+	"titanium/platform/validation"
 )
 
 type payload struct {
@@ -106,5 +109,85 @@ func TestEveryCodeHasAStatus(t *testing.T) {
 	}
 	if StatusOf("nonsense") != http.StatusInternalServerError {
 		t.Errorf("unknown codes must be 500")
+	}
+}
+
+// TestCodeForIsTheInverse: every status of the table maps back to a code
+// with that status, the first listed where codes share one.
+func TestCodeForIsTheInverse(t *testing.T) {
+	for _, cs := range codeStatuses {
+		if got := CodeFor(cs.status); StatusOf(got) != cs.status {
+			t.Errorf("CodeFor(%d) = %s, whose status is %d", cs.status, got, StatusOf(got))
+		}
+	}
+	for status, want := range map[int]string{
+		400: CodeBadRequest, 409: CodeConflict, 415: CodeUnsupportedMedia, 418: CodeBadRequest,
+		499: CodeClientClosed, 500: CodeInternal, 501: CodeInternal,
+	} {
+		if got := CodeFor(status); got != want {
+			t.Errorf("CodeFor(%d) = %s, want %s", status, got, want)
+		}
+	}
+}
+
+func TestRespondSendsContentLength(t *testing.T) {
+	rec := httptest.NewRecorder()
+	Respond(rec, http.StatusCreated, map[string]string{"a": "<b>"})
+	if rec.Code != http.StatusCreated || rec.Body.String() != "{\"a\":\"\\u003cb\\u003e\"}\n" {
+		t.Fatalf("got %d %q", rec.Code, rec.Body)
+	}
+	if cl := rec.Header().Get("Content-Length"); cl != fmt.Sprint(rec.Body.Len()) {
+		t.Errorf("Content-Length %q for %d bytes", cl, rec.Body.Len())
+	}
+	rec = httptest.NewRecorder()
+	Respond(rec, http.StatusOK, map[string]any{"f": func() {}})
+	if rec.Code != http.StatusInternalServerError || !strings.Contains(rec.Body.String(), CodeInternal) {
+		t.Errorf("unencodable body: got %d %s, want a JSON 500", rec.Code, rec.Body)
+	}
+}
+
+var errDomain = errors.New("no such widget")
+
+func TestWriterMapsThroughTheServiceHook(t *testing.T) {
+	x := Writer{Map: func(err error) *Error {
+		if errors.Is(err, errDomain) {
+			return Errorf(CodeNotFound, "widget not found").WithHeader("X-Widget", "none")
+		}
+		return nil
+	}}
+	h := x.Handler(func(w http.ResponseWriter, r *http.Request) error {
+		switch r.URL.Path {
+		case "/domain":
+			return fmt.Errorf("lookup: %w", errDomain)
+		case "/token":
+			return fmt.Errorf("auth: %w", jwtauth.ErrInvalidToken)
+		case "/notoken":
+			return jwtauth.ErrNoToken
+		case "/invalid":
+			return fmt.Errorf("register: %w", validation.Errorf("email", "email must contain @"))
+		}
+		return errors.New("boom")
+	})
+	for _, tt := range []struct {
+		path, code, header, value string
+	}{
+		{"/domain", CodeNotFound, "X-Widget", "none"},
+		{"/token", CodeUnauthorized, "WWW-Authenticate", `Bearer realm="titanium", error="invalid_token"`},
+		{"/notoken", CodeUnauthorized, "WWW-Authenticate", `Bearer realm="titanium"`},
+		{"/invalid", CodeValidation, "", ""},
+		{"/other", CodeInternal, "", ""},
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tt.path, nil))
+		var body map[string]string
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || body["code"] != tt.code || rec.Code != StatusOf(tt.code) {
+			t.Errorf("%s: got %d %s, want code %s", tt.path, rec.Code, rec.Body, tt.code)
+		}
+		if tt.code == CodeValidation && (body["field"] != "email" || body["error"] != "email must contain @") {
+			t.Errorf("%s: got %s, want the field and message of the validation error", tt.path, rec.Body)
+		}
+		if tt.header != "" && rec.Header().Get(tt.header) != tt.value {
+			t.Errorf("%s: %s = %q, want %q", tt.path, tt.header, rec.Header().Get(tt.header), tt.value)
+		}
 	}
 }

@@ -87,7 +87,7 @@ func (rec *recorder) WriteHeader(code int) {
 		rec.status = code
 		rec.replaced = true
 		rec.Header().Del("Content-Length")
-		apierr.WriteJSON(rec.ResponseWriter, code, &apierr.Error{Code: codeForStatus(code), Message: strings.ToLower(http.StatusText(code))})
+		apierr.Respond(rec.ResponseWriter, code, &apierr.Error{Code: apierr.CodeFor(code), Message: strings.ToLower(http.StatusText(code))})
 		return
 	}
 	rec.StatusRecorder.WriteHeader(code)
@@ -98,33 +98,6 @@ func (rec *recorder) WriteHeader(code int) {
 // every error we send must be JSON.
 func isPlainHTTPError(h http.Header) bool {
 	return h.Get("Content-Type") == "text/plain; charset=utf-8" && h.Get("X-Content-Type-Options") == "nosniff"
-}
-
-func codeForStatus(status int) string {
-	switch status {
-	case http.StatusNotFound:
-		return apierr.CodeNotFound
-	case http.StatusMethodNotAllowed:
-		return apierr.CodeMethodNotAllowed
-	case http.StatusRequestEntityTooLarge:
-		return apierr.CodePayloadTooLarge
-	case http.StatusUnauthorized:
-		return apierr.CodeUnauthorized
-	case http.StatusForbidden:
-		return apierr.CodeForbidden
-	case http.StatusTooManyRequests:
-		return apierr.CodeRateLimited
-	case http.StatusBadGateway:
-		return apierr.CodeBadGateway
-	case http.StatusServiceUnavailable:
-		return apierr.CodeUnavailable
-	case http.StatusGatewayTimeout:
-		return apierr.CodeGatewayTimeout
-	}
-	if status >= 500 {
-		return apierr.CodeInternal
-	}
-	return apierr.CodeBadRequest
 }
 
 func (rec *recorder) Write(b []byte) (int, error) {

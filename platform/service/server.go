@@ -344,7 +344,7 @@ func servePprof(addr string, logger *slog.Logger) (stop func(), err error) {
 }
 
 func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
-	apierr.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	apierr.Respond(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 // readiness runs every check with a short deadline and returns failures by name.
@@ -368,12 +368,12 @@ func (s *Server) readiness(ctx context.Context) map[string]string {
 
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	if failed := s.readiness(r.Context()); len(failed) > 0 {
-		apierr.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{
+		apierr.Respond(w, http.StatusServiceUnavailable, map[string]any{
 			"status": "not ready", "code": apierr.CodeUnavailable, "error": errNotReady.Error(), "failed": failed,
 		})
 		return
 	}
-	apierr.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	apierr.Respond(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
 // RequestStats is the request window every service reports in /stats.
@@ -402,7 +402,7 @@ func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	apierr.WriteJSON(w, http.StatusOK, body)
+	apierr.Respond(w, http.StatusOK, body)
 }
 
 // RunFunc builds a service from its environment and runs it until ctx ends.

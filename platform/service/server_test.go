@@ -246,7 +246,7 @@ func TestNetHTTPErrorsBecomeJSON(t *testing.T) {
 	}{
 		{"GET", "/nothing-here", 404, "not_found"},
 		{"DELETE", "/things", 405, "method_not_allowed"},
-		{"GET", "/plain", 409, "bad_request"},
+		{"GET", "/plain", 409, "conflict"},
 	} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(tt.method, tt.path, nil))

@@ -5,7 +5,6 @@ package httpapi
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"log/slog"
 	"math"
@@ -18,18 +17,13 @@ import (
 	"titanium/platform/apierr"
 	"titanium/platform/clientip"
 	"titanium/platform/jwtauth"
+	"titanium/platform/pagination"
 	"titanium/platform/throttle"
 	"titanium/user-service/users"
 )
 
 // maxBody caps request bodies: the largest valid one is well under 1 KiB.
 const maxBody = 64 << 10
-
-// List page sizes.
-const (
-	defaultLimit = 20
-	maxLimit     = 100
-)
 
 // Router is where handlers are registered (a *service.Server): public
 // routes on the service's port, internal ones on their own listener.
@@ -44,6 +38,7 @@ type Handler struct {
 	jwt      jwtauth.Config
 	register Registration
 	logger   *slog.Logger
+	errors   apierr.Writer
 }
 
 // Registration throttles sign-ups per client address: each one costs a
@@ -57,43 +52,40 @@ type Registration struct {
 
 // New returns the handlers over svc; jwt verifies bearer tokens on changes.
 func New(svc *users.Service, jwt jwtauth.Config, reg Registration, logger *slog.Logger) *Handler {
-	return &Handler{users: svc, jwt: jwt, register: reg, logger: logger}
+	return &Handler{users: svc, jwt: jwt, register: reg, logger: logger, errors: apierr.Writer{Map: mapError, Logger: logger}}
 }
 
 // Routes registers every route on r.
 func (h *Handler) Routes(r Router) {
-	r.Handle("POST /api/users", http.HandlerFunc(h.registerUser))
-	r.Handle("GET /api/users", http.HandlerFunc(h.list))
-	r.Handle("GET /api/users/{id}", http.HandlerFunc(h.get))
-	r.Handle("GET /api/users/by-username/{username}", http.HandlerFunc(h.getByUsername))
-	r.Handle("PATCH /api/users/{id}", http.HandlerFunc(h.update))
+	r.Handle("POST /api/users", h.errors.Handler(h.registerUser))
+	r.Handle("GET /api/users", h.errors.Handler(h.list))
+	r.Handle("GET /api/users/{id}", h.errors.Handler(h.get))
+	r.Handle("GET /api/users/by-username/{username}", h.errors.Handler(h.getByUsername))
+	r.Handle("PATCH /api/users/{id}", h.errors.Handler(h.update))
 	// Internal: only auth-service calls it, on the internal listener, which
 	// neither the gateway nor monitoring reaches (the gateway does not route
 	// /internal/* either).
-	r.HandleInternal("POST /internal/authenticate", http.HandlerFunc(h.authenticate))
+	r.HandleInternal("POST /internal/authenticate", h.errors.Handler(h.authenticate))
 }
 
-// writeError is the one place where domain errors become HTTP answers.
-func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	var ve *users.ValidationError
+// mapError is user-service's hook into apierr.Writer: the one place domain
+// errors become API errors (bearer-token errors are apierr's own).
+func mapError(err error) *apierr.Error {
 	switch {
-	case errors.As(err, &ve):
-		err = apierr.Invalid(ve.Field, "%s", ve.Message)
 	case errors.Is(err, users.ErrNotFound):
-		err = apierr.Errorf(apierr.CodeNotFound, "user not found")
+		return apierr.Errorf(apierr.CodeNotFound, "user not found")
 	case errors.Is(err, users.ErrUsernameTaken):
-		err = &apierr.Error{Code: apierr.CodeConflict, Message: "username is already taken", Field: "username"}
+		return &apierr.Error{Code: apierr.CodeConflict, Message: "username is already taken", Field: "username"}
 	case errors.Is(err, users.ErrEmailTaken):
-		err = &apierr.Error{Code: apierr.CodeConflict, Message: "email is already registered", Field: "email"}
+		return &apierr.Error{Code: apierr.CodeConflict, Message: "email is already registered", Field: "email"}
 	case errors.Is(err, users.ErrBadCredentials):
-		err = apierr.Errorf(apierr.CodeUnauthorized, "invalid username or password")
+		return apierr.Errorf(apierr.CodeUnauthorized, "invalid username or password")
 	case errors.Is(err, bcrypt.ErrPasswordTooLong):
-		err = apierr.Invalid("password", "password must be at most %d bytes", users.MaxPasswordBytes)
+		return apierr.Invalid("password", "password must be at most %d bytes", users.MaxPasswordBytes)
 	case errors.Is(err, users.ErrOverloaded), errors.Is(err, context.DeadlineExceeded):
-		w.Header().Set("Retry-After", "1")
-		err = apierr.Errorf(apierr.CodeUnavailable, "server busy, retry shortly")
+		return apierr.Errorf(apierr.CodeUnavailable, "server busy, retry shortly").WithHeader("Retry-After", "1")
 	}
-	apierr.Write(w, r, h.logger, err)
+	return nil
 }
 
 type registerRequest struct {
@@ -102,31 +94,24 @@ type registerRequest struct {
 	Password string `json:"password"`
 }
 
-func (h *Handler) registerUser(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) registerUser(w http.ResponseWriter, r *http.Request) error {
 	if lim := h.register.PerIP; lim != nil {
 		if ok, wait := lim.Take(h.register.IPs.ClientIP(r).String(), time.Now()); !ok {
-			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-			h.writeError(w, r, apierr.Errorf(apierr.CodeRateLimited, "too many registrations, retry later"))
-			return
+			return apierr.Errorf(apierr.CodeRateLimited, "too many registrations, retry later").
+				WithHeader("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 		}
 	}
 	var req registerRequest
 	if err := apierr.DecodeJSON(w, r, maxBody, &req); err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
 	u, err := h.users.Register(r.Context(), req.Username, req.Email, req.Password)
 	if err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
 	w.Header().Set("Location", "/api/users/"+strconv.FormatInt(u.ID, 10))
-	apierr.WriteJSON(w, http.StatusCreated, u)
-}
-
-type listResponse struct {
-	Items      []userView `json:"items"`
-	NextCursor string     `json:"next_cursor"`
+	apierr.Respond(w, http.StatusCreated, u)
+	return nil
 }
 
 // userView is a user as shown to a reader: the e-mail address only to its
@@ -158,54 +143,22 @@ func (h *Handler) viewer(r *http.Request) int64 {
 	return claims.UserID
 }
 
-// Cursors are opaque to clients: the last id of the page, base64url.
-func encodeCursor(id int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(id, 10)))
-}
-
-func decodeCursor(s string) (int64, bool) {
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(b) > 20 {
-		return 0, false
-	}
-	id, err := strconv.ParseInt(string(b), 10, 64)
-	return id, err == nil && id > 0
-}
-
-func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	limit := defaultLimit
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			h.writeError(w, r, apierr.Invalid("limit", "limit must be a positive integer (at most %d)", maxLimit))
-			return
-		}
-		limit = min(n, maxLimit)
-	}
-	var after int64
-	if s := q.Get("cursor"); s != "" {
-		id, ok := decodeCursor(s)
-		if !ok {
-			h.writeError(w, r, apierr.Invalid("cursor", "cursor is not one this service issued"))
-			return
-		}
-		after = id
-	}
-	items, next, err := h.users.List(r.Context(), after, limit)
+func (h *Handler) list(w http.ResponseWriter, r *http.Request) error {
+	req, err := pagination.Parse(r.URL.Query())
 	if err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
+	}
+	items, next, err := h.users.List(r.Context(), req.After, req.Limit)
+	if err != nil {
+		return err
 	}
 	viewer := h.viewer(r)
-	resp := listResponse{Items: make([]userView, len(items))}
+	views := make([]userView, len(items))
 	for i, u := range items {
-		resp.Items[i] = view(u, viewer)
+		views[i] = view(u, viewer)
 	}
-	if next > 0 {
-		resp.NextCursor = encodeCursor(next)
-	}
-	apierr.WriteJSON(w, http.StatusOK, resp)
+	apierr.Respond(w, http.StatusOK, pagination.NewPage(views, next))
+	return nil
 }
 
 // pathID parses the {id} path segment; a non-numeric id is a 404 (no such
@@ -215,27 +168,26 @@ func pathID(r *http.Request) (int64, bool) {
 	return id, err == nil && id > 0
 }
 
-func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) get(w http.ResponseWriter, r *http.Request) error {
 	id, ok := pathID(r)
 	if !ok {
-		h.writeError(w, r, users.ErrNotFound)
-		return
+		return users.ErrNotFound
 	}
 	u, err := h.users.Get(r.Context(), id)
 	if err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
-	apierr.WriteJSON(w, http.StatusOK, view(u, h.viewer(r)))
+	apierr.Respond(w, http.StatusOK, view(u, h.viewer(r)))
+	return nil
 }
 
-func (h *Handler) getByUsername(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) getByUsername(w http.ResponseWriter, r *http.Request) error {
 	u, err := h.users.GetByUsername(r.Context(), r.PathValue("username"))
 	if err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
-	apierr.WriteJSON(w, http.StatusOK, view(u, h.viewer(r)))
+	apierr.Respond(w, http.StatusOK, view(u, h.viewer(r)))
+	return nil
 }
 
 type updateRequest struct {
@@ -246,49 +198,42 @@ type updateRequest struct {
 	CurrentPassword *string `json:"current_password"`
 }
 
-func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) update(w http.ResponseWriter, r *http.Request) error {
 	id, ok := pathID(r)
 	if !ok {
-		h.writeError(w, r, users.ErrNotFound)
-		return
+		return users.ErrNotFound
 	}
 	claims, err := h.jwt.Authenticate(r)
 	if err != nil {
 		if !errors.Is(err, jwtauth.ErrNoToken) {
 			h.logger.DebugContext(r.Context(), "rejected token", "err", err)
 		}
-		w.Header().Set("WWW-Authenticate", `Bearer realm="titanium"`)
-		h.writeError(w, r, apierr.Errorf(apierr.CodeUnauthorized, "a valid bearer token is required"))
-		return
+		return err
 	}
 	if claims.UserID != id {
-		h.writeError(w, r, apierr.Errorf(apierr.CodeForbidden, "you may only change your own account"))
-		return
+		return apierr.Errorf(apierr.CodeForbidden, "you may only change your own account")
 	}
 	var req updateRequest
 	if err := apierr.DecodeJSON(w, r, maxBody, &req); err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
 	if req.Password != nil {
 		if req.CurrentPassword == nil || *req.CurrentPassword == "" {
-			h.writeError(w, r, apierr.Invalid("current_password", "current_password is required to change the password"))
-			return
+			return apierr.Invalid("current_password", "current_password is required to change the password")
 		}
 		if err := h.users.CheckPassword(r.Context(), id, *req.CurrentPassword); err != nil {
 			if errors.Is(err, users.ErrBadCredentials) {
 				err = &apierr.Error{Code: apierr.CodeForbidden, Message: "current_password is wrong", Field: "current_password"}
 			}
-			h.writeError(w, r, err)
-			return
+			return err
 		}
 	}
 	u, err := h.users.Update(r.Context(), id, req.Email, req.Password)
 	if err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
-	apierr.WriteJSON(w, http.StatusOK, u)
+	apierr.Respond(w, http.StatusOK, u)
+	return nil
 }
 
 type authenticateRequest struct {
@@ -301,16 +246,15 @@ type authenticateResponse struct {
 	Username string `json:"username"`
 }
 
-func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) error {
 	var req authenticateRequest
 	if err := apierr.DecodeJSON(w, r, maxBody, &req); err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
 	u, err := h.users.Authenticate(r.Context(), req.Username, req.Password)
 	if err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
-	apierr.WriteJSON(w, http.StatusOK, authenticateResponse{ID: u.ID, Username: u.Username})
+	apierr.Respond(w, http.StatusOK, authenticateResponse{ID: u.ID, Username: u.Username})
+	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"titanium/platform/validation"
 )
 
 // Store is the durable user database.
@@ -158,7 +160,7 @@ func (s *Service) List(ctx context.Context, afterID int64, limit int) ([]User, i
 // Update changes a user's email and/or password.
 func (s *Service) Update(ctx context.Context, id int64, email, password *string) (User, error) {
 	if email == nil && password == nil {
-		return User{}, invalid("email", "nothing to update: give email and/or password")
+		return User{}, validation.Errorf("email", "nothing to update: give email and/or password")
 	}
 	if email != nil {
 		e, err := NormalizeEmail(*email)

@@ -6,11 +6,12 @@ package users
 
 import (
 	"errors"
-	"fmt"
 	"net/mail"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"titanium/platform/validation"
 )
 
 // User is a user as the API shows it: never with the password hash.
@@ -39,18 +40,6 @@ var (
 	ErrOverloaded = errors.New("password hashing is saturated")
 )
 
-// ValidationError names the input field at fault.
-type ValidationError struct {
-	Field   string
-	Message string
-}
-
-func (e *ValidationError) Error() string { return e.Field + ": " + e.Message }
-
-func invalid(field, format string, args ...any) error {
-	return &ValidationError{Field: field, Message: fmt.Sprintf(format, args...)}
-}
-
 // Input limits.
 const (
 	MinUsername = 3
@@ -67,16 +56,16 @@ const (
 // Usernames are unique without regard to case.
 func ValidateUsername(s string) error {
 	if s == "" {
-		return invalid("username", "username is required")
+		return validation.Errorf("username", "username is required")
 	}
 	if len(s) < MinUsername || len(s) > MaxUsername {
-		return invalid("username", "username must be %d to %d characters", MinUsername, MaxUsername)
+		return validation.Errorf("username", "username must be %d to %d characters", MinUsername, MaxUsername)
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 		if !alnum && (i == 0 || c != '_' && c != '.' && c != '-') {
-			return invalid("username", "username may contain only letters, digits, '_', '.' and '-', and must start with a letter or digit")
+			return validation.Errorf("username", "username may contain only letters, digits, '_', '.' and '-', and must start with a letter or digit")
 		}
 	}
 	return nil
@@ -86,19 +75,19 @@ func ValidateUsername(s string) error {
 // form it is stored and compared in).
 func NormalizeEmail(s string) (string, error) {
 	if s == "" {
-		return "", invalid("email", "email is required")
+		return "", validation.Errorf("email", "email is required")
 	}
 	if len(s) > MaxEmail {
-		return "", invalid("email", "email must be at most %d bytes", MaxEmail)
+		return "", validation.Errorf("email", "email must be at most %d bytes", MaxEmail)
 	}
 	a, err := mail.ParseAddress(s)
 	// Only a bare address is accepted: no display names, comments or spaces.
 	if err != nil || a.Address != s || a.Name != "" || strings.ContainsAny(s, " \t\r\n<>") {
-		return "", invalid("email", "email must be an address like name@example.com")
+		return "", validation.Errorf("email", "email must be an address like name@example.com")
 	}
 	local, domain, ok := strings.Cut(s, "@")
 	if !ok || local == "" || domain == "" || strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") {
-		return "", invalid("email", "email must be an address like name@example.com")
+		return "", validation.Errorf("email", "email must be an address like name@example.com")
 	}
 	return strings.ToLower(s), nil
 }
@@ -107,16 +96,16 @@ func NormalizeEmail(s string) (string, error) {
 // 72 bytes (bcrypt's limit, refused rather than truncated).
 func ValidatePassword(s string) error {
 	if s == "" {
-		return invalid("password", "password is required")
+		return validation.Errorf("password", "password is required")
 	}
 	if !utf8.ValidString(s) {
-		return invalid("password", "password must be valid UTF-8")
+		return validation.Errorf("password", "password must be valid UTF-8")
 	}
 	if utf8.RuneCountInString(s) < MinPassword {
-		return invalid("password", "password must be at least %d characters", MinPassword)
+		return validation.Errorf("password", "password must be at least %d characters", MinPassword)
 	}
 	if len(s) > MaxPasswordBytes {
-		return invalid("password", "password must be at most %d bytes", MaxPasswordBytes)
+		return validation.Errorf("password", "password must be at most %d bytes", MaxPasswordBytes)
 	}
 	return nil
 }
