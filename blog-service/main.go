@@ -9,6 +9,7 @@ import (
 	"log/slog"
 
 	"titanium/blog-service/httpapi"
+	"titanium/blog-service/posts"
 	"titanium/blog-service/store"
 	"titanium/blog-service/web"
 	"titanium/platform/envconfig"
@@ -30,6 +31,8 @@ func run(ctx context.Context, env *envconfig.Reader, logger *slog.Logger) error 
 	env.Check(syncErr == nil, "SQLITE_SYNCHRONOUS", "want NORMAL or FULL")
 	env.Check(dbPath != "", "POSTS_DB_PATH", "must not be empty")
 	jwtCfg := jwtauth.LoadConfig(env, logger)
+	// The read cache of posts and list pages; 0 in either bound disables it.
+	readCache := posts.NewCache(env.Int("POSTS_CACHE_ENTRIES", 4096, 0, 1<<20), env.Int("POSTS_CACHE_MB", 32, 0, 1<<14)<<20)
 
 	srv, err := service.Start("blog-service", env, logger, ":8003")
 	if err != nil {
@@ -41,7 +44,7 @@ func run(ctx context.Context, env *envconfig.Reader, logger *slog.Logger) error 
 	}
 	defer posts.Close()
 
-	httpapi.New(posts, jwtCfg, logger).Register(srv)
+	httpapi.New(posts, readCache, jwtCfg, logger).Register(srv)
 	srv.Handle("GET "+web.Prefix, web.Handler())
 	srv.Handle("/", httpapi.NotFound())
 	srv.AddCheck("database", posts.Ping)

@@ -40,9 +40,10 @@ type API struct {
 }
 
 // New returns the API over the posts database, trusting tokens that auth
-// accepts.
-func New(store posts.Store, auth Authenticator, logger *slog.Logger) *API {
-	return &API{posts: posts.NewService(store), auth: auth, errors: apierr.Writer{Map: mapError, Logger: logger}}
+// accepts. Reads of posts and pages are served from cache (nil: none); the
+// API must be the database's only writer (docs/blog-service.md).
+func New(store posts.Store, cache *posts.Cache, auth Authenticator, logger *slog.Logger) *API {
+	return &API{posts: posts.NewService(store, cache), auth: auth, errors: apierr.Writer{Map: mapError, Logger: logger}}
 }
 
 // Register adds the API's routes to r. The method-less patterns answer
@@ -90,12 +91,11 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	items, next, err := a.posts.List(r.Context(), req.After, req.Limit)
+	body, err := a.posts.ListEncoded(r.Context(), req.After, req.Limit, encodePage)
 	if err != nil {
 		return err
 	}
-	page := pagination.NewPage(items, next)
-	writePage(w, &page)
+	writeEncoded(w, body)
 	return nil
 }
 
@@ -104,11 +104,11 @@ func (a *API) get(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	p, err := a.posts.Get(r.Context(), id)
+	body, err := a.posts.GetEncoded(r.Context(), id, encodePost)
 	if err != nil {
 		return err
 	}
-	writePost(w, http.StatusOK, &p)
+	writeEncoded(w, body)
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -42,8 +43,8 @@ type testServer struct {
 }
 
 // newChain is the platform server with the API registered, over a real
-// SQLite file in tb's temp dir.
-func newChain(tb testing.TB) (*service.Server, *store.Store) {
+// SQLite file in tb's temp dir, with the read cache (nil: none).
+func newChain(tb testing.TB, cache *posts.Cache) (*service.Server, *store.Store) {
 	tb.Helper()
 	st, err := store.Open(context.Background(), filepath.Join(tb.TempDir(), "posts.db"), sqlitedb.SyncNormal)
 	if err != nil {
@@ -52,13 +53,20 @@ func newChain(tb testing.TB) (*service.Server, *store.Store) {
 	tb.Cleanup(func() { st.Close() })
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := service.New("blog-service", service.Config{Instance: "test"}, logger)
-	httpapi.New(st, testJWT, logger).Register(srv)
+	httpapi.New(st, cache, testJWT, logger).Register(srv)
 	return srv, st
 }
 
+// newServer is blog-service's whole handler over HTTP, with the read cache
+// of the default size.
 func newServer(t *testing.T) *testServer {
 	t.Helper()
-	srv, st := newChain(t)
+	return newServerWith(t, posts.NewCache(4096, 32<<20))
+}
+
+func newServerWith(t *testing.T, cache *posts.Cache) *testServer {
+	t.Helper()
+	srv, st := newChain(t, cache)
 	srv.Handle("GET "+web.Prefix, web.Handler())
 	srv.Handle("/", httpapi.NotFound())
 	srv.AddCheck("database", st.Ping)
@@ -592,5 +600,66 @@ func TestSPAIsServed(t *testing.T) {
 				t.Errorf("%s uses %s", f, bad)
 			}
 		}
+	}
+}
+
+// TestWritesVisibleAtOnce: with the read cache on (the default) and off,
+// a create, an update and a delete show in the very next read of the post
+// and of the list, which were read (and so cached) just before.
+func TestWritesVisibleAtOnce(t *testing.T) {
+	for _, mode := range []struct {
+		name  string
+		cache *posts.Cache
+	}{{"cache", posts.NewCache(4096, 32<<20)}, {"nocache", nil}} {
+		t.Run(mode.name, func(t *testing.T) {
+			s := newServerWith(t, mode.cache)
+			alice := token(t, "alice")
+			first := createPost(t, s, alice, "first", "c")
+			list := func() []posts.Post {
+				var pg page
+				do(t, http.MethodGet, s.URL+"/api/posts?limit=5", "", nil).decode(t, &pg)
+				return pg.Items
+			}
+			get := func(id int64) *response {
+				return do(t, http.MethodGet, s.URL+"/api/posts/"+strconv.FormatInt(id, 10), "", nil)
+			}
+			for range 2 { // the second round is served from the cache, when on
+				if items := list(); len(items) != 1 || items[0].Title != "first" {
+					t.Fatalf("list: %+v", items)
+				}
+				if r := get(first.ID); r.Status != http.StatusOK {
+					t.Fatalf("get: %d", r.Status)
+				}
+			}
+
+			second := createPost(t, s, alice, "second", "c")
+			if items := list(); len(items) != 2 || items[0].ID != second.ID {
+				t.Errorf("list right after a create: %+v, want the new post first", items)
+			}
+
+			r := do(t, http.MethodPatch, s.URL+"/api/posts/"+strconv.FormatInt(first.ID, 10), alice, map[string]string{"title": "edited"})
+			if r.Status != http.StatusOK {
+				t.Fatalf("update: %d %s", r.Status, r.Body)
+			}
+			var p posts.Post
+			get(first.ID).decode(t, &p)
+			if p.Title != "edited" {
+				t.Errorf("get right after an update: title %q, want edited", p.Title)
+			}
+			if items := list(); len(items) != 2 || items[1].Title != "edited" {
+				t.Errorf("list right after an update: %+v", items)
+			}
+
+			if r := do(t, http.MethodDelete, s.URL+"/api/posts/"+strconv.FormatInt(first.ID, 10), alice, nil); r.Status != http.StatusNoContent {
+				t.Fatalf("delete: %d %s", r.Status, r.Body)
+			}
+			assertError(t, get(first.ID), http.StatusNotFound, "not_found", "")
+			if items := list(); len(items) != 1 || items[0].ID != second.ID {
+				t.Errorf("list right after a delete: %+v", items)
+			}
+			if n, _ := mode.cache.Len(); (mode.cache != nil) != (n > 0) {
+				t.Errorf("%d entries cached, want some exactly when the cache is on", n)
+			}
+		})
 	}
 }

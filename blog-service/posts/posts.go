@@ -63,10 +63,13 @@ type Store interface {
 // Service is blog-service's use cases.
 type Service struct {
 	store Store
+	cache *Cache
 }
 
-// NewService returns the use cases over store.
-func NewService(store Store) *Service { return &Service{store: store} }
+// NewService returns the use cases over store. Reads through GetEncoded and
+// ListEncoded are kept in cache (nil: none); every write through the
+// Service drops what it changed, so store must have no other writer.
+func NewService(store Store, cache *Cache) *Service { return &Service{store: store, cache: cache} }
 
 // Create validates a new post by author and stores it. Both fields are
 // required; the title is stored trimmed.
@@ -84,7 +87,12 @@ func (s *Service) Create(ctx context.Context, author string, title, content *str
 	if err := ValidContent(*content); err != nil {
 		return Post{}, err
 	}
-	return s.store.Create(ctx, author, t, *content)
+	p, err := s.store.Create(ctx, author, t, *content)
+	// Whatever the outcome, the store may hold a new post: it is newer
+	// than all, so it changes pages from the newest (an error gives no id:
+	// every page goes).
+	s.cache.changed(p.ID)
+	return p, err
 }
 
 // Get returns the post with id, or ErrNotFound.
@@ -121,12 +129,57 @@ func (s *Service) Update(ctx context.Context, id int64, author string, title, co
 		}
 		patch.Content = content
 	}
-	return s.store.Update(ctx, id, author, patch)
+	p, err := s.store.Update(ctx, id, author, patch)
+	s.cache.changed(id)
+	return p, err
 }
 
 // Delete removes the post with id if author wrote it.
 func (s *Service) Delete(ctx context.Context, id int64, author string) error {
-	return s.store.Delete(ctx, id, author)
+	err := s.store.Delete(ctx, id, author)
+	s.cache.changed(id)
+	return err
+}
+
+// GetEncoded returns the post with id as encode renders it, from the cache
+// when it holds it (errors, ErrNotFound among them, are not cached). encode
+// must be the same rendering on every call of a Service, and the bytes it
+// returns, which the cache may keep and hand to other callers, must not be
+// changed by anyone.
+func (s *Service) GetEncoded(ctx context.Context, id int64, encode func(*Post) ([]byte, error)) ([]byte, error) {
+	k := cacheKey{id: id}
+	body, gen, ok := s.cache.lookup(k)
+	if ok {
+		return body, nil
+	}
+	p, err := s.store.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if body, err = encode(&p); err != nil {
+		return nil, err
+	}
+	s.cache.add(k, gen, body)
+	return body, nil
+}
+
+// ListEncoded is List's page as encode renders it (items and the next
+// page's cursor, as List returns them), cached as GetEncoded's result is.
+func (s *Service) ListEncoded(ctx context.Context, before int64, limit int, encode func(items []Post, next int64) ([]byte, error)) ([]byte, error) {
+	k := cacheKey{list: true, id: max(before, 0), limit: limit}
+	body, gen, ok := s.cache.lookup(k)
+	if ok {
+		return body, nil
+	}
+	items, next, err := s.List(ctx, before, limit)
+	if err != nil {
+		return nil, err
+	}
+	if body, err = encode(items, next); err != nil {
+		return nil, err
+	}
+	s.cache.add(k, gen, body)
+	return body, nil
 }
 
 // ValidTitle trims the title and checks it: 1..MaxTitleChars characters on
