@@ -83,13 +83,13 @@ func (c *Cache) lookup(k cacheKey) (body []byte, gen uint64, ok bool) {
 }
 
 // add keeps body for k if no write has happened since lookup returned gen.
-// body must not be changed afterwards. A body over the byte bound is not
-// kept.
+// body must not be changed afterwards. Its capacity counts against the byte
+// bound; a body over the whole bound is not kept.
 func (c *Cache) add(k cacheKey, gen uint64, body []byte) {
 	if c == nil {
 		return
 	}
-	size := len(body) + entryOverhead
+	size := cap(body) + entryOverhead // the whole array stays alive
 	if size > c.maxBytes {
 		return
 	}
@@ -140,5 +140,5 @@ func (c *Cache) remove(el *list.Element) {
 	e := c.lru.Remove(el).(*cacheEntry)
 	delete(c.entries, e.key)
 	delete(c.pages, e.key)
-	c.bytes -= len(e.body) + entryOverhead
+	c.bytes -= cap(e.body) + entryOverhead
 }

@@ -8,10 +8,13 @@ import (
 func page(before int64, limit int) cacheKey { return cacheKey{list: true, id: before, limit: limit} }
 func post(id int64) cacheKey                { return cacheKey{id: id} }
 
-// put adds body under k in the current generation.
+// put adds body under k in the current generation, in an array of exactly
+// its length.
 func put(c *Cache, k cacheKey, body string) {
 	_, gen, _ := c.lookup(k)
-	c.add(k, gen, []byte(body))
+	b := make([]byte, len(body))
+	copy(b, body)
+	c.add(k, gen, b)
 }
 
 func has(c *Cache, k cacheKey) bool {
@@ -51,6 +54,12 @@ func TestCacheBoundedByBytes(t *testing.T) {
 	put(c, post(99), string(bytes.Repeat([]byte("b"), 3*per)))
 	if has(c, post(99)) || !has(c, post(10)) {
 		t.Error("an oversized body was kept or evicted the others")
+	}
+	// A body's spare capacity is memory too.
+	_, gen, _ := c.lookup(post(50))
+	c.add(post(50), gen, make([]byte, 10, len(body)))
+	if n, size := c.Len(); n != 3 || size != 3*per {
+		t.Errorf("after a 10-byte body of capacity %d: %d entries, %d bytes, want 3 and %d", len(body), n, size, 3*per)
 	}
 	// Replacing an entry counts it once.
 	put(c, post(10), "short")
