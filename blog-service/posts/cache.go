@@ -82,6 +82,22 @@ func (c *Cache) lookup(k cacheKey) (body []byte, gen uint64, ok bool) {
 	return nil, c.gen, false
 }
 
+// get returns the body of k from the cache, or from load (a read of the
+// store), whose result is kept unless a write happened since get began.
+// Errors are not kept.
+func (c *Cache) get(k cacheKey, load func() ([]byte, error)) ([]byte, error) {
+	body, gen, ok := c.lookup(k)
+	if ok {
+		return body, nil
+	}
+	body, err := load()
+	if err != nil {
+		return nil, err
+	}
+	c.add(k, gen, body)
+	return body, nil
+}
+
 // add keeps body for k if no write has happened since lookup returned gen.
 // body must not be changed afterwards. Its capacity counts against the byte
 // bound; a body over the whole bound is not kept.

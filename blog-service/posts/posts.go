@@ -147,39 +147,25 @@ func (s *Service) Delete(ctx context.Context, id int64, author string) error {
 // returns, which the cache may keep and hand to other callers, must not be
 // changed by anyone.
 func (s *Service) GetEncoded(ctx context.Context, id int64, encode func(*Post) ([]byte, error)) ([]byte, error) {
-	k := cacheKey{id: id}
-	body, gen, ok := s.cache.lookup(k)
-	if ok {
-		return body, nil
-	}
-	p, err := s.store.Get(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if body, err = encode(&p); err != nil {
-		return nil, err
-	}
-	s.cache.add(k, gen, body)
-	return body, nil
+	return s.cache.get(cacheKey{id: id}, func() ([]byte, error) {
+		p, err := s.store.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		return encode(&p)
+	})
 }
 
 // ListEncoded is List's page as encode renders it (items and the next
 // page's cursor, as List returns them), cached as GetEncoded's result is.
 func (s *Service) ListEncoded(ctx context.Context, before int64, limit int, encode func(items []Post, next int64) ([]byte, error)) ([]byte, error) {
-	k := cacheKey{list: true, id: max(before, 0), limit: limit}
-	body, gen, ok := s.cache.lookup(k)
-	if ok {
-		return body, nil
-	}
-	items, next, err := s.List(ctx, before, limit)
-	if err != nil {
-		return nil, err
-	}
-	if body, err = encode(items, next); err != nil {
-		return nil, err
-	}
-	s.cache.add(k, gen, body)
-	return body, nil
+	return s.cache.get(cacheKey{list: true, id: max(before, 0), limit: limit}, func() ([]byte, error) {
+		items, next, err := s.List(ctx, before, limit)
+		if err != nil {
+			return nil, err
+		}
+		return encode(items, next)
+	})
 }
 
 // ValidTitle trims the title and checks it: 1..MaxTitleChars characters on
