@@ -15,33 +15,40 @@ import (
 	"titanium/platform/jwtauth"
 	"titanium/platform/service"
 	"titanium/platform/sqlitedb"
+	"titanium/platform/topology"
 )
 
-func main() { service.Main("blog-service", run) }
+var self = topology.Get("blog-service")
 
-func run(ctx context.Context, env *envconfig.Reader, logger *slog.Logger) error {
-	dbPath := env.String("POSTS_DB_PATH", "data/posts.db")
-	// NORMAL by default: in WAL mode a commit is in the WAL (the OS page
-	// cache) before it is acknowledged, so a killed process (kill -9, OOM,
-	// crash) loses nothing; only a power loss or kernel crash can lose the
-	// last commits. FULL fsyncs every commit and costs ~35x in write
-	// throughput; operators who need power-loss durability set it.
-	syncMode, syncErr := sqlitedb.ParseSynchronous(env.String("SQLITE_SYNCHRONOUS", string(sqlitedb.SyncNormal)))
-	env.Check(syncErr == nil, "SQLITE_SYNCHRONOUS", "want NORMAL or FULL")
-	env.Check(dbPath != "", "POSTS_DB_PATH", "must not be empty")
-	jwtCfg := jwtauth.LoadConfig(env, logger)
+func main() { service.Main(self.Name, self.Addr(), loadConfig, run) }
 
-	srv, err := service.Start("blog-service", env, logger, ":8003")
-	if err != nil {
-		return err
+type config struct {
+	dbPath string
+	sync   sqlitedb.Synchronous
+	jwt    jwtauth.Config
+}
+
+func loadConfig(env *envconfig.Reader, logger *slog.Logger) config {
+	c := config{
+		dbPath: env.String(self.Data.Var, "data/"+self.Data.File, "the SQLite file; its directory is created"),
+		// NORMAL by default: see sqlitedb.Synchronous. Operators who need
+		// power-loss durability set FULL.
+		sync: sqlitedb.LoadSynchronous(env),
+		jwt:  jwtauth.LoadConfig(env, logger),
 	}
-	posts, err := store.Open(ctx, dbPath, syncMode)
+	env.Check(c.dbPath != "", self.Data.Var, "must not be empty")
+	return c
+}
+
+func run(ctx context.Context, srv *service.Server, cfg config) error {
+	logger := srv.Logger
+	posts, err := store.Open(ctx, cfg.dbPath, cfg.sync)
 	if err != nil {
 		return fmt.Errorf("posts database: %w", err)
 	}
 	defer posts.Close()
 
-	httpapi.New(posts, jwtCfg, logger).Register(srv)
+	httpapi.New(posts, cfg.jwt, logger).Register(srv)
 	srv.Handle("GET "+web.Prefix, web.Handler())
 	srv.Handle("/", httpapi.NotFound())
 	srv.AddCheck("database", posts.Ping)

@@ -11,15 +11,18 @@ import (
 	"titanium/dashboard-ui/web"
 	"titanium/platform/envconfig"
 	"titanium/platform/service"
+	"titanium/platform/topology"
 )
 
-func main() { service.Main("dashboard-ui", run) }
+var self = topology.Get("dashboard-ui")
 
-func run(ctx context.Context, env *envconfig.Reader, logger *slog.Logger) error {
-	srv, err := service.Start("dashboard-ui", env, logger, ":8090")
-	if err != nil {
-		return err
-	}
+// dashboard-ui reads only the platform's variables.
+func main() {
+	service.Main(self.Name, self.Addr(), func(*envconfig.Reader, *slog.Logger) struct{} { return struct{}{} }, run)
+}
+
+func run(ctx context.Context, srv *service.Server, _ struct{}) error {
+	logger := srv.Logger
 	site, err := web.New()
 	if err != nil {
 		return err

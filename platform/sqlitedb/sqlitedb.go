@@ -18,6 +18,8 @@ import (
 	"time"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
+
+	"titanium/platform/envconfig"
 )
 
 // Synchronous is SQLite's synchronous pragma.
@@ -42,6 +44,17 @@ func ParseSynchronous(s string) (Synchronous, error) {
 		return SyncFull, nil
 	}
 	return "", fmt.Errorf("synchronous %q: want NORMAL or FULL", s)
+}
+
+// LoadSynchronous reads SQLITE_SYNCHRONOUS (NORMAL by default, see above).
+func LoadSynchronous(env *envconfig.Reader) Synchronous {
+	name := env.String("SQLITE_SYNCHRONOUS", string(SyncNormal), "NORMAL (a process crash loses nothing acknowledged) or FULL (an fsync per commit: survives a power loss, ~35x slower writes)")
+	s, err := ParseSynchronous(name)
+	env.Check(err == nil, "SQLITE_SYNCHRONOUS", "want NORMAL or FULL")
+	if err != nil {
+		return SyncNormal
+	}
+	return s
 }
 
 // DB is a SQLite database with a single-connection writer pool and a read pool.

@@ -66,10 +66,10 @@ type config struct {
 func parseConfig(args []string, getenv func(string) string) (config, error) {
 	env := envconfig.New(getenv)
 	c := config{
-		Source:  env.String("BACKUP_SOURCE", "/data/users.db"),
-		Dir:     env.String("BACKUP_DIR", "/backup"),
-		Keep:    env.Int("BACKUP_KEEP", 7, 1, 10000),
-		Timeout: env.Duration("BACKUP_TIMEOUT", 10*time.Minute),
+		Source:  env.String("BACKUP_SOURCE", "/data/users.db", "the live database to back up"),
+		Dir:     env.String("BACKUP_DIR", "/backup", "where backups are written"),
+		Keep:    env.Int("BACKUP_KEEP", 7, 1, 10000, "how many backups to keep, newest first"),
+		Timeout: env.Duration("BACKUP_TIMEOUT", 10*time.Minute, "deadline for the whole run"),
 	}
 	if err := env.Err(); err != nil {
 		return c, err
