@@ -83,7 +83,7 @@ var Services = []Service{
 		{Var: "USER_SERVICE_URL", Service: "user-service", Internal: true},
 	}},
 	{Name: "user-service", Port: 8001, InternalPort: 8101, InternalVar: "INTERNAL_ADDR", CGO: true, JWT: true,
-		Data: &Data{Var: "USERS_DB_PATH", File: "users.db", Dir: "/data"},
+		Data:      &Data{Var: "USERS_DB_PATH", File: "users.db", Dir: "/data"},
 		Upstreams: []Upstream{{Var: "REDIS_ADDR", Service: Redis, Form: HostPort}}},
 	{Name: "blog-service", Port: 8003, CGO: true, JWT: true,
 		Data: &Data{Var: "POSTS_DB_PATH", File: "posts.db", Dir: "/data"}},
