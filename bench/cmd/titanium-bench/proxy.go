@@ -91,31 +91,31 @@ func runB2(ctx context.Context, b *bench) error {
 	if err != nil {
 		return err
 	}
-	defer be.stop()
-	lb, err := startLB(ctx, b.bin, be.url, true, true)
+	defer be.Stop(5 * time.Second)
+	lb, err := startLB(ctx, b.bin, be.URL, true, true)
 	if err != nil {
 		return err
 	}
-	defer lb.stop()
-	slow, err := startLB(ctx, b.bin, be.url, true, false)
+	defer lb.Stop(5 * time.Second)
+	slow, err := startLB(ctx, b.bin, be.URL, true, false)
 	if err != nil {
 		return err
 	}
-	defer slow.stop()
+	defer slow.Stop(5 * time.Second)
 	port, err := devstack.FreePort()
 	if err != nil {
 		return err
 	}
-	ng, err := nginx.Start(ctx, port, strings.TrimPrefix(be.url, "http://"), 2)
+	ng, err := nginx.Start(ctx, port, strings.TrimPrefix(be.URL, "http://"), 2)
 	if err != nil {
 		return err
 	}
 	defer ng.Stop()
-	stock, err := startStockProxy(ctx, be.url)
+	stock, err := startStockProxy(ctx, be.URL)
 	if err != nil {
 		return err
 	}
-	defer stock.stop()
+	defer stock.Stop(5 * time.Second)
 	rounds, d := 3, 6*time.Second
 	if b.quick {
 		rounds, d = 1, time.Second
@@ -124,8 +124,8 @@ func runB2(ctx context.Context, b *bench) error {
 	stockName := "stock ReverseProxy"
 	slowName := "LB net/http"
 	m, err := roundRobin(ctx, b, []string{"load-balancer", "nginx", slowName, stockName, direct},
-		[]string{lb.url + "/api/bench", ng.URL + "/api/bench", slow.url + "/api/bench", stock.url + "/api/bench", be.url + "/api/bench"},
-		[]int{lb.pid(), 0, slow.pid(), 0, 0}, rounds, d)
+		[]string{lb.URL + "/api/bench", ng.URL + "/api/bench", slow.URL + "/api/bench", stock.URL + "/api/bench", be.URL + "/api/bench"},
+		[]int{lb.Pid(), 0, slow.Pid(), 0, 0}, rounds, d)
 	if err != nil {
 		return err
 	}
@@ -161,13 +161,13 @@ func runB3(ctx context.Context, b *bench) error {
 	if err != nil {
 		return err
 	}
-	defer be.stop()
-	on, err := startLB(ctx, b.bin, be.url, true, true)
+	defer be.Stop(5 * time.Second)
+	on, err := startLB(ctx, b.bin, be.URL, true, true)
 	if err != nil {
 		return err
 	}
-	defer on.stop()
-	off, err := startLB(ctx, b.bin, be.url, false, true)
+	defer on.Stop(5 * time.Second)
+	off, err := startLB(ctx, b.bin, be.URL, false, true)
 	if err != nil {
 		return err
 	}
@@ -176,8 +176,8 @@ func runB3(ctx context.Context, b *bench) error {
 		rounds, d = 1, time.Second
 	}
 	m, err := roundRobin(ctx, b, []string{"stats on", "stats off"},
-		[]string{on.url + "/api/bench", off.url + "/api/bench"}, []int{on.pid(), off.pid()}, rounds, d)
-	off.stop()
+		[]string{on.URL + "/api/bench", off.URL + "/api/bench"}, []int{on.Pid(), off.Pid()}, rounds, d)
+	off.Stop(5 * time.Second)
 	if err != nil {
 		return err
 	}
@@ -193,30 +193,30 @@ func runB3(ctx context.Context, b *bench) error {
 		fmt.Sprintf("on %.1f µs vs off %.1f µs (least of %d rounds; 10 ms tick resolution)", float64(mOn.cpuPerReq)/1e3, float64(mOff.cpuPerReq)/1e3, rounds))
 
 	// RSS: a fresh LB with stats on, at 100 then at 10,000 requests/s.
-	lb, err := startLB(ctx, b.bin, be.url, true, true)
+	lb, err := startLB(ctx, b.bin, be.URL, true, true)
 	if err != nil {
 		return err
 	}
-	defer lb.stop()
+	defer lb.Stop(5 * time.Second)
 	low, high := 100, 10000
 	dur := b.step(6*time.Second, 2*time.Second)
 	if b.quick {
 		high = 2000
 	}
-	target := func(_ uint64, t *vegeta.Target) { loadgen.Get(t, lb.url+"/api/bench") }
+	target := func(_ uint64, t *vegeta.Target) { loadgen.Get(t, lb.URL+"/api/bench") }
 	// The same 64 connections at both rates: what is compared is the memory
 	// a request rate costs, not the memory of more sockets.
 	rLow := loadgen.Open(ctx, loadgen.Spec{Rate: low, Duration: dur, MaxConns: 64}, target, nil)
-	rssLow, err := procStatusKB(lb.pid(), "VmRSS")
+	rssLow, err := procStatusKB(lb.Pid(), "VmRSS")
 	if err != nil {
 		return err
 	}
 	rHigh := loadgen.Open(ctx, loadgen.Spec{Rate: high, Duration: dur, MaxConns: 64}, target, nil)
-	rssHigh, err := procStatusKB(lb.pid(), "VmRSS")
+	rssHigh, err := procStatusKB(lb.Pid(), "VmRSS")
 	if err != nil {
 		return err
 	}
-	hwm, _ := procStatusKB(lb.pid(), "VmHWM")
+	hwm, _ := procStatusKB(lb.Pid(), "VmHWM")
 	b.logf("RSS %d kB at %d/s (achieved %.0f), %d kB at %d/s (achieved %.0f, errors %d, p99 %.2f ms), peak %d kB",
 		rssLow, low, rLow.Achieved, rssHigh, high, rHigh.Achieved, rHigh.Errors, report.Ms(rHigh.P99), hwm)
 	b.rep.Add("B3", fmt.Sprintf("LB RSS at %d req/s", low), float64(rssLow)/1024, "MiB", fmt.Sprintf("achieved %.0f/s", rLow.Achieved))
