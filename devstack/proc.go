@@ -90,7 +90,7 @@ func (p *Proc) start() error {
 	// Its own process group, so a terminal's Ctrl-C reaches only the runner,
 	// which then stops every process in order (proc_linux.go: and the child
 	// dies with the runner).
-	cmd.SysProcAttr = sysProcAttr()
+	cmd.SysProcAttr = SysProcAttr()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return err

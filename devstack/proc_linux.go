@@ -2,8 +2,8 @@ package devstack
 
 import "syscall"
 
-// sysProcAttr puts a child in its own process group, and Pdeathsig kills it
-// if the runner itself dies, so no orphan outlives it.
-func sysProcAttr() *syscall.SysProcAttr {
+// SysProcAttr is what every supervised child gets: its own process group,
+// and Pdeathsig kills it if the runner itself dies, so no orphan outlives it.
+func SysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }
