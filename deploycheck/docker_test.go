@@ -282,15 +282,15 @@ func checkRuntimeStage(t *testing.T, s service, st *instructions.Stage) {
 	if listenPort(env["LISTEN_ADDR"]) != s.Port {
 		t.Errorf("ENV LISTEN_ADDR=%q, want :%d (the healthcheck reads it)", env["LISTEN_ADDR"], s.Port)
 	}
-	reads := readsOf(t, "./"+s.Name)
+	reads := readsOf(t, s.Name)
 	for k := range env {
 		if !reads[k] {
 			t.Errorf("ENV %s: %s never reads it", k, s.Name)
 		}
 	}
-	if s.DataDir != "" {
-		if !chowned[s.DataDir] {
-			t.Errorf("%s is not created owned by 65532: a new named volume there would be root's", s.DataDir)
+	if dataDir(s) != "" {
+		if !chowned[dataDir(s)] {
+			t.Errorf("%s is not created owned by 65532: a new named volume there would be root's", dataDir(s))
 		}
 		var dbPath string
 		for k, v := range env {
@@ -298,8 +298,8 @@ func checkRuntimeStage(t *testing.T, s service, st *instructions.Stage) {
 				dbPath = v
 			}
 		}
-		if filepath.Dir(dbPath) != s.DataDir {
-			t.Errorf("database path %q, want it in %s", dbPath, s.DataDir)
+		if filepath.Dir(dbPath) != dataDir(s) {
+			t.Errorf("database path %q, want it in %s", dbPath, dataDir(s))
 		}
 	}
 }

@@ -49,11 +49,19 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, time.Now, logger); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			// -help after any other arguments: they parsed, nothing ran.
+			fmt.Println(usage)
+			return
+		}
 		logger.Error("backup failed", "err", err)
 		stop()
 		os.Exit(1)
 	}
 }
+
+const usage = "usage: users-backup [-source /data/users.db] [-dir /backup] [-keep 7] [-timeout 10m]\n" +
+	"each flag defaults to an environment variable: BACKUP_SOURCE, BACKUP_DIR, BACKUP_KEEP, BACKUP_TIMEOUT"
 
 // config is the tool's configuration, from flags over environment defaults.
 type config struct {
