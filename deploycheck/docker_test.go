@@ -156,30 +156,35 @@ func checkBuildStage(t *testing.T, s service, st *instructions.Stage, modules []
 	if !strings.HasPrefix(st.BaseName, "golang:") || !strings.HasSuffix(st.BaseName, "-bookworm") {
 		t.Errorf("build stage FROM %s, want golang:<version>-bookworm (glibc matching distroless debian12)", st.BaseName)
 	}
-	copied := map[string]bool{}
-	downloaded, built := false, false
+	// The whole context: go.work finds every module it uses, and nothing
+	// is listed per module (adding a module edits no Dockerfile).
+	copiedAll, built := false, false
 	for _, cmd := range st.Commands {
 		switch c := cmd.(type) {
 		case *instructions.CopyCommand:
-			for _, src := range c.SourcePaths {
-				copied[src] = true
+			if c.From == "" && slices.Equal(c.SourcePaths, []string{"."}) {
+				copiedAll = true
 			}
 		case *instructions.RunCommand:
 			line := strings.Join(c.CmdLine, " ")
-			if strings.Contains(line, "go mod download") {
-				downloaded = true
-				// go.work names every module: each go.mod must be there first.
-				if !copied["go.work"] {
-					t.Error("go mod download before go.work is copied")
+			if !strings.Contains(line, "go build") {
+				continue
+			}
+			if !copiedAll {
+				t.Error("go build before the context is copied (COPY . .)")
+			}
+			// The mounts are parsed when the instruction is expanded.
+			if err := c.Expand(func(word string) (string, error) { return word, nil }); err != nil {
+				t.Fatal(err)
+			}
+			caches := map[string]bool{}
+			for _, m := range instructions.GetMounts(c) {
+				if m.Type == instructions.MountTypeCache {
+					caches[m.Target] = true
 				}
-				for _, m := range modules {
-					if !copied[m+"/go.mod"] {
-						t.Errorf("go mod download before %s/go.mod is copied (go.work uses it)", m)
-					}
-				}
-				if len(copied) > len(modules)*2+3 {
-					t.Error("sources copied before go mod download: the download layer is rebuilt on every change")
-				}
+			}
+			if !caches["/go/pkg/mod"] || !caches["/root/.cache/go-build"] {
+				t.Errorf("go build without cache mounts on /go/pkg/mod and /root/.cache/go-build: %v", caches)
 			}
 			for _, m := range goBuild.FindAllStringSubmatch(line, -1) {
 				built = true
@@ -197,8 +202,16 @@ func checkBuildStage(t *testing.T, s service, st *instructions.Stage, modules []
 					t.Error("healthcheck must be static (CGO_ENABLED=0)")
 				}
 			}
-			if !downloaded && strings.Contains(line, "go build") {
-				t.Error("go build before go mod download")
+		}
+	}
+	pm := dockerignore(t)
+	for _, m := range append([]string{"."}, modules...) {
+		for _, f := range []string{"go.work", "go.mod"} {
+			if m != "." && f == "go.work" || m == "." && f == "go.mod" {
+				continue
+			}
+			if ignored, _ := pm.MatchesOrParentMatches(path.Join(m, f)); ignored {
+				t.Errorf("%s is .dockerignored: go.work needs it", path.Join(m, f))
 			}
 		}
 	}
