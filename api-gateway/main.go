@@ -22,7 +22,7 @@ import (
 
 var self = topology.Get("api-gateway")
 
-func main() { service.Main(self.Name, self.Addr(), loadConfig, run) }
+func main() { service.Main(self, loadConfig, run) }
 
 // config is the gateway's own configuration (README: docs/api-gateway.md).
 type config struct {

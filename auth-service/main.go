@@ -19,7 +19,7 @@ import (
 
 var self = topology.Get("auth-service")
 
-func main() { service.Main(self.Name, self.Addr(), loadConfig, run) }
+func main() { service.Main(self, loadConfig, run) }
 
 type config struct {
 	users   *userclient.Client

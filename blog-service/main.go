@@ -20,29 +20,24 @@ import (
 
 var self = topology.Get("blog-service")
 
-func main() { service.Main(self.Name, self.Addr(), loadConfig, run) }
+func main() { service.Main(self, loadConfig, run) }
 
 type config struct {
-	dbPath string
-	sync   sqlitedb.Synchronous
-	jwt    jwtauth.Config
+	posts sqlitedb.Config
+	jwt   jwtauth.Config
 }
 
 func loadConfig(env *envconfig.Reader, logger *slog.Logger) config {
-	c := config{
-		dbPath: env.String(self.Data.Var, "data/"+self.Data.File, "the SQLite file; its directory is created"),
-		// NORMAL by default: see sqlitedb.Synchronous. Operators who need
-		// power-loss durability set FULL.
-		sync: sqlitedb.LoadSynchronous(env),
-		jwt:  jwtauth.LoadConfig(env, logger),
+	return config{
+		// SQLITE_SYNCHRONOUS=FULL where a power loss must not lose a post.
+		posts: sqlitedb.LoadConfig(env, self.Data.Var, "data/"+self.Data.File),
+		jwt:   jwtauth.LoadConfig(env, logger),
 	}
-	env.Check(c.dbPath != "", self.Data.Var, "must not be empty")
-	return c
 }
 
 func run(ctx context.Context, srv *service.Server, cfg config) error {
 	logger := srv.Logger
-	posts, err := store.Open(ctx, cfg.dbPath, cfg.sync)
+	posts, err := store.Open(ctx, cfg.posts.Path, cfg.posts.Sync)
 	if err != nil {
 		return fmt.Errorf("posts database: %w", err)
 	}

@@ -14,11 +14,10 @@ import (
 	"titanium/platform/topology"
 )
 
-var self = topology.Get("dashboard-ui")
-
 // dashboard-ui reads only the platform's variables.
 func main() {
-	service.Main(self.Name, self.Addr(), func(*envconfig.Reader, *slog.Logger) struct{} { return struct{}{} }, run)
+	noConfig := func(*envconfig.Reader, *slog.Logger) struct{} { return struct{}{} }
+	service.Main(topology.Get("dashboard-ui"), noConfig, run)
 }
 
 func run(ctx context.Context, srv *service.Server, _ struct{}) error {

@@ -26,7 +26,7 @@ import (
 
 var self = topology.Get("load-balancer")
 
-func main() { service.Main(self.Name, self.Addr(), loadConfig, run) }
+func main() { service.Main(self, loadConfig, run) }
 
 // config is the load balancer's own configuration (docs/load-balancer.md).
 type config struct {

@@ -26,11 +26,10 @@ import (
 
 var self = topology.Get("user-service")
 
-func main() { service.Main(self.Name, self.Addr(), loadConfig, run) }
+func main() { service.Main(self, loadConfig, run) }
 
 type config struct {
-	dbPath     string
-	sync       sqlitedb.Synchronous
+	db         sqlitedb.Config
 	cache      cache.Config
 	bcryptCost int
 	jwt        jwtauth.Config
@@ -44,10 +43,8 @@ type config struct {
 
 func loadConfig(env *envconfig.Reader, logger *slog.Logger) config {
 	c := config{
-		dbPath: env.String(self.Data.Var, "data/"+self.Data.File, "the SQLite file; its directory is created"),
-		// NORMAL by default: see sqlitedb.Synchronous. Set FULL where a
-		// power loss must not lose a registration.
-		sync: sqlitedb.LoadSynchronous(env),
+		// SQLITE_SYNCHRONOUS=FULL where a power loss must not lose a registration.
+		db: sqlitedb.LoadConfig(env, self.Data.Var, "data/"+self.Data.File),
 		cache: cache.Config{
 			Addr:     env.String("REDIS_ADDR", self.LocalDefault("REDIS_ADDR"), "Redis host:port; nothing there means cache OFFLINE, the service still answers"),
 			Password: env.Secret("REDIS_PASSWORD", "", "Redis AUTH password; empty: none"),
@@ -70,7 +67,7 @@ func loadConfig(env *envconfig.Reader, logger *slog.Logger) config {
 func run(ctx context.Context, srv *service.Server, cfg config) error {
 	logger := srv.Logger
 	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	st, err := store.Open(openCtx, cfg.dbPath, cfg.sync)
+	st, err := store.Open(openCtx, cfg.db.Path, cfg.db.Sync)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("open users database: %w", err)

@@ -28,6 +28,7 @@ import (
 
 	"titanium/platform/apierr"
 	"titanium/platform/envconfig"
+	"titanium/platform/topology"
 	"titanium/platform/window"
 )
 
@@ -380,14 +381,16 @@ func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
 	apierr.WriteJSON(w, http.StatusOK, body)
 }
 
-// Main is a service's whole main. load reads the service's configuration
-// from env (after the platform's variables, in the same pass), so every
-// variable is declared where it is read: -help prints them all with their
+// Main is a service's whole main; svc is its row of the topology (name,
+// default port). load reads the service's configuration from env (after
+// the platform's variables, in the same pass), so every variable is
+// declared where it is read: -help prints them all with their
 // defaults and meanings, -env-list as JSON. An invalid value exits 1 naming
 // every one; otherwise Main logs the effective configuration (secrets
 // masked), builds the server, cancels the context on SIGTERM or SIGINT and
 // runs run: exit 0 on a clean shutdown, 1 otherwise.
-func Main[C any](name, defaultAddr string, load func(env *envconfig.Reader, logger *slog.Logger) C, run func(ctx context.Context, srv *Server, cfg C) error) {
+func Main[C any](svc topology.Service, load func(env *envconfig.Reader, logger *slog.Logger) C, run func(ctx context.Context, srv *Server, cfg C) error) {
+	name, defaultAddr := svc.Name, svc.Addr()
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	envList := fs.Bool("env-list", false, "print the environment variables as JSON")
 	describe := func() *envconfig.Reader {

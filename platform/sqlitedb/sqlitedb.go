@@ -46,15 +46,24 @@ func ParseSynchronous(s string) (Synchronous, error) {
 	return "", fmt.Errorf("synchronous %q: want NORMAL or FULL", s)
 }
 
-// LoadSynchronous reads SQLITE_SYNCHRONOUS (NORMAL by default, see above).
-func LoadSynchronous(env *envconfig.Reader) Synchronous {
+// Config is a service's database: its file and synchronous mode.
+type Config struct {
+	Path string
+	Sync Synchronous
+}
+
+// LoadConfig reads the database path from pathVar (def by default) and
+// SQLITE_SYNCHRONOUS (NORMAL by default, see Synchronous).
+func LoadConfig(env *envconfig.Reader, pathVar, def string) Config {
+	c := Config{Path: env.String(pathVar, def, "the SQLite file; its directory is created when missing")}
 	name := env.String("SQLITE_SYNCHRONOUS", string(SyncNormal), "NORMAL (a process crash loses nothing acknowledged) or FULL (an fsync per commit: survives a power loss, ~35x slower writes)")
 	s, err := ParseSynchronous(name)
 	env.Check(err == nil, "SQLITE_SYNCHRONOUS", "want NORMAL or FULL")
+	c.Sync = s
 	if err != nil {
-		return SyncNormal
+		c.Sync = SyncNormal
 	}
-	return s
+	return c
 }
 
 // DB is a SQLite database with a single-connection writer pool and a read pool.
