@@ -129,6 +129,19 @@ func TestCompose(t *testing.T) {
 			}
 		})
 	}
+	// A new named volume takes the ownership of the image's directory it
+	// is mounted on: every writable one must be the runtime user's.
+	for name, c := range p.Services {
+		if c.Build == nil || c.User != "" {
+			continue
+		}
+		owned := chownedDirs(t, strings.TrimSuffix(c.Build.Dockerfile, "/Dockerfile"))
+		for _, v := range c.Volumes {
+			if v.Type == types.VolumeTypeVolume && !v.ReadOnly && !owned[v.Target] {
+				t.Errorf("%s: writable volume at %s, which %s does not create owned by 65532", name, v.Target, c.Build.Dockerfile)
+			}
+		}
+	}
 	redis, ok := p.Services["redis"]
 	if !ok || !pinned(redis.Image) || redis.HealthCheck == nil || len(redis.Ports) != 0 {
 		t.Errorf("redis: %+v, want a pinned image with a healthcheck, not published", redis)

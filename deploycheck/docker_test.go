@@ -256,7 +256,7 @@ func checkRuntimeStage(t *testing.T, s service, st *instructions.Stage) {
 	var user, entrypoint, health string
 	var exposed []string
 	env := map[string]string{}
-	chowned := map[string]bool{}
+	chowned := chownedDirs(t, s.Name)
 	for _, cmd := range st.Commands {
 		switch c := cmd.(type) {
 		case *instructions.UserCommand:
@@ -273,10 +273,6 @@ func checkRuntimeStage(t *testing.T, s service, st *instructions.Stage) {
 		case *instructions.EnvCommand:
 			for _, kv := range c.Env {
 				env[kv.Key] = kv.Value
-			}
-		case *instructions.CopyCommand:
-			if c.Chown == "65532:65532" {
-				chowned[c.DestPath] = true
 			}
 		}
 	}
@@ -315,6 +311,20 @@ func checkRuntimeStage(t *testing.T, s service, st *instructions.Stage) {
 			t.Errorf("database path %q, want it in %s", dbPath, dataDir(s))
 		}
 	}
+}
+
+// chownedDirs are the paths the runtime stage of name's Dockerfile copies in
+// owned by the runtime user.
+func chownedDirs(t *testing.T, name string) map[string]bool {
+	t.Helper()
+	stages := parseDockerfile(t, name)
+	owned := map[string]bool{}
+	for _, cmd := range stages[len(stages)-1].Commands {
+		if c, ok := cmd.(*instructions.CopyCommand); ok && c.Chown == "65532:65532" {
+			owned[c.DestPath] = true
+		}
+	}
+	return owned
 }
 
 func checkAssetsStage(t *testing.T, stages []instructions.Stage) {
