@@ -21,36 +21,40 @@ import (
 // The checks here take each service's variables from the service itself:
 // its binary, built once, prints them with -env-list (service.Main).
 
-var (
-	binOnce sync.Once
-	binDir  string
-	binErr  error
-)
+// binDir holds the binaries once built, for TestMain to remove.
+var binDir string
 
-// binaries builds every service and users-backup into a temp dir, once.
+// buildBinaries builds every service and users-backup into a temp dir.
+var buildBinaries = sync.OnceValues(func() (string, error) {
+	root, err := findRoot()
+	if err != nil {
+		return "", err
+	}
+	if binDir, err = os.MkdirTemp("", "deploycheck-bin-"); err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	args := []string{"build", "-o", binDir + string(os.PathSeparator), "./user-service/cmd/users-backup"}
+	for _, s := range services {
+		args = append(args, "./"+s.Name)
+	}
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", &buildError{err, out}
+	}
+	return binDir, nil
+})
+
+// binaries is the directory of the built binaries.
 func binaries(t *testing.T) string {
 	t.Helper()
-	binOnce.Do(func() {
-		binDir, binErr = os.MkdirTemp("", "deploycheck-bin-")
-		if binErr != nil {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		args := []string{"build", "-o", binDir + string(os.PathSeparator), "./user-service/cmd/users-backup"}
-		for _, s := range services {
-			args = append(args, "./"+s.Name)
-		}
-		cmd := exec.CommandContext(ctx, "go", args...)
-		cmd.Dir = repoRoot(t)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = &buildError{err, out}
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
+	dir, err := buildBinaries()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return binDir
+	return dir
 }
 
 type buildError struct {

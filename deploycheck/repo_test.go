@@ -47,18 +47,15 @@ var upstreamOf = func() map[string]string {
 	return m
 }()
 
-var (
-	rootOnce sync.Once
-	rootDir  string
-	rootErr  error
-)
+// findRoot finds the directory holding go.work, once.
+var findRoot = sync.OnceValues(func() (string, error) { return devstack.FindRoot(".") })
 
 // repoRoot is the directory holding go.work.
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	rootOnce.Do(func() { rootDir, rootErr = devstack.FindRoot(".") })
-	if rootErr != nil {
-		t.Fatal(rootErr)
+	root, err := findRoot()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return rootDir
+	return root
 }
