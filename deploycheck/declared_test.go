@@ -214,6 +214,7 @@ func TestDocsListEveryVariable(t *testing.T) {
 	}
 	files = append(files, filepath.Join(root, "README.md"))
 	documented := map[string]string{}
+	docDefaults := map[string][][2]string{}
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -230,6 +231,39 @@ func TestDocsListEveryVariable(t *testing.T) {
 			}
 			for _, m := range docVar.FindAllStringSubmatch(cells[1], -1) {
 				documented[m[1]] = filepath.Base(f)
+			}
+			// A row of one variable with one `value` as its default: the
+			// third column of README's table (variable, service, default,
+			// meaning), the second of the others (variable, default, meaning).
+			col := 2
+			if len(cells) >= 6 {
+				col = 3
+			}
+			name, def := docOne.FindStringSubmatch(strings.TrimSpace(cells[1])), docOne.FindStringSubmatch(strings.TrimSpace(cells[col]))
+			if name != nil && def != nil {
+				docDefaults[name[1]] = append(docDefaults[name[1]], [2]string{filepath.Base(f), def[1]})
+			}
+		}
+	}
+	// A documented default is that of a service the file is about (of any
+	// service for the others) that declares the variable.
+	for name, docs := range docDefaults {
+		for _, d := range docs {
+			var found []string
+			ok := false
+			for _, s := range services {
+				if about, known := docAbout[d[0]]; known && !slices.Contains(about, s.Name) {
+					continue
+				}
+				for _, v := range declared(t, s.Name) {
+					if v.Name == name {
+						found = append(found, s.Name+": "+v.Default)
+						ok = ok || sameDefault(v, d[1])
+					}
+				}
+			}
+			if len(found) > 0 && !ok {
+				t.Errorf("%s says %s defaults to %q; the code: %v", d[0], name, d[1], found)
 			}
 		}
 	}
@@ -249,6 +283,32 @@ func TestDocsListEveryVariable(t *testing.T) {
 			t.Errorf("%s lists %s in a table's first column, which no service reads", f, k)
 		}
 	}
+}
+
+// docAbout names the services each service document is about.
+var docAbout = map[string][]string{
+	"api-gateway.md":   {"api-gateway"},
+	"user-auth.md":     {"user-service", "auth-service"},
+	"blog-service.md":  {"blog-service"},
+	"load-balancer.md": {"load-balancer"},
+	"dashboard.md":     {"dashboard-ui"},
+}
+
+// docOne matches a cell that is one `value`.
+var docOne = regexp.MustCompile("^`([^`]*)`$")
+
+// sameDefault: the documented default is the declared one (durations
+// compared as durations: 60s is 1m0s).
+func sameDefault(v envconfig.Var, doc string) bool {
+	if v.Default == doc {
+		return true
+	}
+	if v.Type == "duration" {
+		a, err1 := time.ParseDuration(v.Default)
+		b, err2 := time.ParseDuration(doc)
+		return err1 == nil && err2 == nil && a == b
+	}
+	return false
 }
 
 // toolVars are variables of the repository's tools and deployments, not
