@@ -85,9 +85,10 @@ func declared(t *testing.T, name string) []envconfig.Var {
 	if v, ok := declCache[name]; ok {
 		return v
 	}
+	bin := filepath.Join(binaries(t), name) // the build is not the run's deadline
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(binaries(t), name), "-env-list")
+	cmd := exec.CommandContext(ctx, bin, "-env-list")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -320,9 +321,10 @@ var toolVars = []string{"TITANIUM_PUBLISH_ADDR", "K8S_VERIFY_OVERLAYS", "K8S_VER
 // with a valid value.
 func checkArgs(t *testing.T, where string, args []string) {
 	t.Helper()
+	bin := filepath.Join(binaries(t), "users-backup")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(binaries(t), "users-backup"), append(slices.Clone(args), "-help")...)
+	cmd := exec.CommandContext(ctx, bin, append(slices.Clone(args), "-help")...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("%s: users-backup %q: %v\n%s", where, args, err, out)
 	}
