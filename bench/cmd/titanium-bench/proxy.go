@@ -169,7 +169,7 @@ func runB2(ctx context.Context, b *bench) error {
 	for _, n := range []string{"load-balancer", "nginx", slowName, stockName} {
 		cpuTbl.Rows = append(cpuTbl.Rows, m[n].cost.row(n, fmt.Sprintf("%.0f", m[n].best.RPS)))
 	}
-	b.rep.Detail("B2", cpuTbl)
+	b.rep.Detail("B2 CPU", cpuTbl)
 	l, n := m["load-balancer"], m["nginx"]
 	if n.best.RPS == 0 {
 		return fmt.Errorf("nginx served nothing")
