@@ -52,8 +52,9 @@ func startStockProxy(ctx context.Context, upstream string) (*devstack.Proc, erro
 
 // startLB runs the load balancer binary alone in front of upstream, with
 // its fasthttp front (the default) or on the net/http chain alone.
-func startLB(ctx context.Context, bin, upstream string, trafficStats, fastPath bool) (*devstack.Proc, error) {
-	return startProc(ctx, "load-balancer", bin+"/load-balancer", nil, map[string]string{
+// extra are more variables as key, value pairs (GOMAXPROCS, say).
+func startLB(ctx context.Context, bin, upstream string, trafficStats, fastPath bool, extra ...string) (*devstack.Proc, error) {
+	env := map[string]string{
 		"INSTANCE_ID":      "bench-lb",
 		"LB_API_UPSTREAMS": upstream,
 		"LB_UI_UPSTREAMS":  upstream,
@@ -61,7 +62,11 @@ func startLB(ctx context.Context, bin, upstream string, trafficStats, fastPath b
 		"LB_PEERS":         "",
 		"LB_TRAFFIC_STATS": strconv.FormatBool(trafficStats),
 		"LB_FAST_PATH":     strconv.FormatBool(fastPath),
-	}, "/readyz")
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		env[extra[i]] = extra[i+1]
+	}
+	return startProc(ctx, "load-balancer", bin+"/load-balancer", nil, env, "/readyz")
 }
 
 // procStatusKB reads a "VmRSS"-style field of /proc/<pid>/status in kB.

@@ -131,6 +131,13 @@ func runB2(ctx context.Context, b *bench) error {
 		return err
 	}
 	defer slow.Stop(5 * time.Second)
+	// The same front on one thread: no idle P spinning for work and no
+	// wake-ups between threads, at the price of one core at most.
+	one, err := startLB(ctx, b.bin, be.URL, true, true, "GOMAXPROCS", "1")
+	if err != nil {
+		return err
+	}
+	defer one.Stop(5 * time.Second)
 	port, err := devstack.FreePort()
 	if err != nil {
 		return err
@@ -152,11 +159,13 @@ func runB2(ctx context.Context, b *bench) error {
 	direct := "direct"
 	stockName := "stock ReverseProxy"
 	slowName := "LB net/http"
+	oneName := "LB GOMAXPROCS=1"
 	backend := []cpuGroup{{"backend", []int{be.Pid()}}}
 	m, err := roundRobin(ctx, b, []wrkTarget{
 		{"load-balancer", lb.URL + "/api/bench", []int{lb.Pid()}, backend},
 		{"nginx", ng.URL + "/api/bench", append([]int{ng.Pid()}, childPids(ng.Pid())...), backend},
 		{slowName, slow.URL + "/api/bench", []int{slow.Pid()}, backend},
+		{oneName, one.URL + "/api/bench", []int{one.Pid()}, backend},
 		{stockName, stock.URL + "/api/bench", []int{stock.Pid()}, backend},
 		{direct, be.URL + "/api/bench", nil, backend},
 	}, rounds, d)
@@ -166,7 +175,7 @@ func runB2(ctx context.Context, b *bench) error {
 	// Where the CPU went in each one's best round: with the machine fully
 	// busy, throughput is the cores divided by the sum of CPU per request.
 	cpuTbl := cpuTable("B2 CPU per request in each best round (µs; proxy, backend, wrk; other = busy time outside them)", []string{"target", "req/s"}, m["load-balancer"].cost)
-	for _, n := range []string{"load-balancer", "nginx", slowName, stockName} {
+	for _, n := range []string{"load-balancer", oneName, "nginx", slowName, stockName} {
 		cpuTbl.Rows = append(cpuTbl.Rows, m[n].cost.row(n, fmt.Sprintf("%.0f", m[n].best.RPS)))
 	}
 	b.rep.Detail("B2 CPU", cpuTbl)
@@ -179,6 +188,9 @@ func runB2(ctx context.Context, b *bench) error {
 	b.rep.Add("B2", "nginx max throughput", n.best.RPS, "req/s", fmt.Sprintf("rounds %s; p99 %.2f ms; errors %d", fmtRPS(n.roundsRPS), report.Ms(n.best.P99), n.best.Errors))
 	sl := m[slowName]
 	b.rep.Add("B2", "LB on its net/http chain (LB_FAST_PATH=false)", sl.best.RPS, "req/s", fmt.Sprintf("rounds %s; LB CPU %.1f µs/req vs %.1f with the fasthttp front", fmtRPS(sl.roundsRPS), us(sl.cpuPerReq), us(l.cpuPerReq)))
+	o := m[oneName]
+	b.rep.Add("B2", "LB with GOMAXPROCS=1", o.best.RPS, "req/s", fmt.Sprintf("rounds %s; LB CPU %.1f µs/req vs %.1f with Go's default (%.2f× nginx, median of pairs %.2f×)",
+		fmtRPS(o.roundsRPS), us(o.cpuPerReq), us(l.cpuPerReq), o.best.RPS/n.best.RPS, pairedMedian(o.roundsRPS, n.roundsRPS)))
 	st := m[stockName]
 	b.rep.Add("B2", "stock ReverseProxy max throughput", st.best.RPS, "req/s", fmt.Sprintf("httputil.NewSingleHostReverseProxy, 256 idle conns; rounds %s", fmtRPS(st.roundsRPS)))
 	b.rep.Add("B2", "backend direct (no proxy)", m[direct].best.RPS, "req/s", "ceiling for both")
