@@ -30,9 +30,9 @@ func BenchmarkProxy(b *testing.B) {
 	defer backend.Close()
 	env := map[string]string{"BLOG_SERVICE_URL": backend.URL, "LISTEN_ADDR": "127.0.0.1:0"}
 	r := envconfig.New(func(k string) string { return env[k] })
-	cfg := loadConfig(r)
 	logger := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	srv, err := service.Start("api-gateway", r, logger, ":0")
+	cfg := loadConfig(r, logger)
+	srv, err := service.NewFromEnv("api-gateway", r, logger, ":0")
 	if err != nil {
 		b.Fatal(err)
 	}

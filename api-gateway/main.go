@@ -16,10 +16,13 @@ import (
 	"titanium/platform/clientip"
 	"titanium/platform/envconfig"
 	"titanium/platform/service"
+	"titanium/platform/topology"
 	"titanium/platform/upstream"
 )
 
-func main() { service.Main("api-gateway", run) }
+var self = topology.Get("api-gateway")
+
+func main() { service.Main(self, loadConfig, run) }
 
 // config is the gateway's own configuration (README: docs/api-gateway.md).
 type config struct {
@@ -41,56 +44,37 @@ type route struct {
 	patterns []string
 }
 
-func loadConfig(env *envconfig.Reader) config {
+func loadConfig(env *envconfig.Reader, _ *slog.Logger) config {
 	c := config{
 		routes: []route{
 			{service: "auth-service", env: "AUTH_SERVICE_URL", patterns: []string{"/api/auth/"}},
 			{service: "user-service", env: "USER_SERVICE_URL", patterns: []string{"/api/users", "/api/users/"}},
 			{service: "blog-service", env: "BLOG_SERVICE_URL", patterns: []string{"/api/posts", "/api/posts/", "/blog/"}},
 		},
-		balance:        env.String("GATEWAY_BALANCE", "least_requests"),
-		healthInterval: env.Duration("GATEWAY_HEALTH_INTERVAL", 2*time.Second),
-		ejectFor:       env.Duration("GATEWAY_EJECT_FOR", 10*time.Second),
-		headerTimeout:  env.Duration("GATEWAY_RESPONSE_HEADER_TIMEOUT", 2*time.Second),
-		dialTimeout:    env.Duration("GATEWAY_DIAL_TIMEOUT", time.Second),
-		idlePerHost:    env.Int("GATEWAY_MAX_IDLE_CONNS_PER_HOST", 256, 2, 10000),
-	}
-	defaults := map[string]string{
-		"AUTH_SERVICE_URL": "http://127.0.0.1:8002",
-		"USER_SERVICE_URL": "http://127.0.0.1:8001",
-		"BLOG_SERVICE_URL": "http://127.0.0.1:8003",
 	}
 	for i := range c.routes {
 		r := &c.routes[i]
-		r.specs = env.List(r.env, defaults[r.env])
+		r.specs = env.List(r.env, self.LocalDefault(r.env), r.service+" instances: comma-separated URLs or dns+http://name:port")
 		env.Check(len(r.specs) > 0, r.env, "want at least one URL")
 		if err := upstream.ValidateSpecs(r.specs); err != nil {
 			env.Check(false, r.env, err.Error())
 		}
 	}
-	trusted, err := clientip.ParseTrusted(env.List("TRUSTED_PROXIES", clientip.DefaultTrusted))
-	env.Check(err == nil, "TRUSTED_PROXIES", errString(err))
-	c.trusted = trusted
+	c.trusted = clientip.LoadTrusted(env)
+	c.balance = env.String("GATEWAY_BALANCE", "least_requests", "how an instance is picked: least_requests or round_robin")
+	c.healthInterval = env.Duration("GATEWAY_HEALTH_INTERVAL", 2*time.Second, "period of the active /readyz checks")
+	c.ejectFor = env.Duration("GATEWAY_EJECT_FOR", 10*time.Second, "length of an instance's first ejection")
+	c.headerTimeout = env.Duration("GATEWAY_RESPONSE_HEADER_TIMEOUT", 2*time.Second, "wait for an upstream's response headers (then 504)")
+	c.dialTimeout = env.Duration("GATEWAY_DIAL_TIMEOUT", time.Second, "connect timeout")
+	c.idlePerHost = env.Int("GATEWAY_MAX_IDLE_CONNS_PER_HOST", 256, 2, 10000, "keep-alive connections per instance")
 	_, ok := upstream.NewSelector(c.balance)
 	env.Check(ok, "GATEWAY_BALANCE", "want round_robin or least_requests")
 	env.Check(c.headerTimeout > 0, "GATEWAY_RESPONSE_HEADER_TIMEOUT", "want > 0")
 	return c
 }
 
-func errString(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
-}
-
-func run(ctx context.Context, env *envconfig.Reader, logger *slog.Logger) error {
-	cfg := loadConfig(env)
-	srv, err := service.Start("api-gateway", env, logger, ":8080")
-	if err != nil {
-		return err
-	}
-	pools, err := mount(srv, cfg, logger)
+func run(ctx context.Context, srv *service.Server, cfg config) error {
+	pools, err := mount(srv, cfg, srv.Logger)
 	if err != nil {
 		return err
 	}

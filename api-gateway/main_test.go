@@ -29,9 +29,9 @@ func TestRoutes(t *testing.T) {
 		"LISTEN_ADDR":      "127.0.0.1:0",
 	}
 	r := envconfig.New(func(k string) string { return env[k] })
-	cfg := loadConfig(r)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := service.Start("api-gateway", r, logger, ":0")
+	cfg := loadConfig(r, logger)
+	srv, err := service.NewFromEnv("api-gateway", r, logger, ":0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func TestRoutes(t *testing.T) {
 func TestConfigRejectsBadURLs(t *testing.T) {
 	env := map[string]string{"BLOG_SERVICE_URL": "blog:8003", "TRUSTED_PROXIES": "nope"}
 	r := envconfig.New(func(k string) string { return env[k] })
-	loadConfig(r)
+	loadConfig(r, slog.New(slog.DiscardHandler))
 	if r.Err() == nil {
 		t.Fatal("bad BLOG_SERVICE_URL and TRUSTED_PROXIES: got no error")
 	}

@@ -15,14 +15,17 @@ import (
 	"titanium/platform/jwtauth"
 	"titanium/platform/service"
 	"titanium/platform/throttle"
+	"titanium/platform/topology"
 )
 
-func main() { service.Main("auth-service", run) }
+var self = topology.Get("auth-service")
+
+func main() { service.Main(self, loadConfig, run) }
 
 type config struct {
-	userServices []string
-	jwt          jwtauth.Config
-	trusted      clientip.Resolver
+	users   *userclient.Client
+	jwt     jwtauth.Config
+	trusted clientip.Resolver
 	// Login throttles: sustained attempts per minute and burst.
 	ipPerMinute, ipBurst           int
 	accountPerMinute, accountBurst int
@@ -30,36 +33,31 @@ type config struct {
 }
 
 func loadConfig(env *envconfig.Reader, logger *slog.Logger) config {
+	// user-service's internal listener: /internal/authenticate is there.
+	urls := env.List("USER_SERVICE_URL", self.LocalDefault("USER_SERVICE_URL"),
+		"user-service's internal listener (INTERNAL_ADDR): comma-separated base URLs, or dns+http://name:port for every address a name resolves to")
+	users, err := userclient.New(urls, logger)
+	env.Check(err == nil, "USER_SERVICE_URL", errString(err))
 	c := config{
-		// user-service's internal listener: /internal/authenticate is there.
-		userServices: env.List("USER_SERVICE_URL", "http://127.0.0.1:8101"),
-		jwt:          jwtauth.LoadConfig(env, logger),
+		users: users,
+		jwt:   jwtauth.LoadConfig(env, logger),
 		// Per address: every attempt counts. Generous enough for many users
 		// behind one NAT; the per-account limit is what stops guessing.
-		ipPerMinute: env.Int("LOGIN_IP_PER_MINUTE", 300, 1, 1_000_000),
-		ipBurst:     env.Int("LOGIN_IP_BURST", 50, 1, 1_000_000),
+		ipPerMinute: env.Int("LOGIN_IP_PER_MINUTE", 300, 1, 1_000_000, "login attempts per client address per minute"),
+		ipBurst:     env.Int("LOGIN_IP_BURST", 50, 1, 1_000_000, "login attempts per client address in a burst"),
 		// Per account: failed attempts only (successes are refunded).
-		accountPerMinute: env.Int("LOGIN_ACCOUNT_PER_MINUTE", 12, 1, 1_000_000),
-		accountBurst:     env.Int("LOGIN_ACCOUNT_BURST", 10, 1, 1_000_000),
-		maxTrackedKeys:   env.Int("LOGIN_THROTTLE_MAX_KEYS", 100_000, 1_000, 10_000_000),
+		accountPerMinute: env.Int("LOGIN_ACCOUNT_PER_MINUTE", 12, 1, 1_000_000, "failed logins per account and client address per minute"),
+		accountBurst:     env.Int("LOGIN_ACCOUNT_BURST", 10, 1, 1_000_000, "failed logins per account and client address in a burst"),
+		maxTrackedKeys:   env.Int("LOGIN_THROTTLE_MAX_KEYS", 100_000, 1_000, 10_000_000, "most addresses (and accounts) the login throttles track"),
+		trusted:          clientip.LoadTrusted(env),
 	}
-	env.Check(len(c.userServices) > 0, "USER_SERVICE_URL", "needs at least one URL")
-	trusted, err := clientip.ParseTrusted(env.List("TRUSTED_PROXIES", clientip.DefaultTrusted))
-	env.Check(err == nil, "TRUSTED_PROXIES", "want comma-separated CIDR prefixes or addresses")
-	c.trusted = trusted
 	return c
 }
 
-func run(ctx context.Context, env *envconfig.Reader, logger *slog.Logger) error {
-	cfg := loadConfig(env, logger)
-	users, userErr := userclient.New(cfg.userServices, logger)
-	if userErr != nil {
-		env.Check(false, "USER_SERVICE_URL", userErr.Error())
-	}
-	srv, err := service.Start("auth-service", env, logger, ":8002")
-	if err != nil {
-		return err
-	}
+func run(ctx context.Context, srv *service.Server, cfg config) error {
+	users, logger := cfg.users, srv.Logger
+	// The pool's health checks and DNS re-resolution run until the server
+	// has stopped.
 	poolCtx, stopPool := context.WithCancel(ctx)
 	var pool sync.WaitGroup
 	pool.Go(func() { users.Run(poolCtx) })
@@ -85,4 +83,11 @@ func run(ctx context.Context, env *envconfig.Reader, logger *slog.Logger) error 
 		return stats
 	})
 	return srv.Serve(ctx)
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }

@@ -5,7 +5,6 @@ go 1.26.0
 require github.com/tsenart/vegeta/v12 v12.13.0
 
 require (
-	github.com/google/go-cmp v0.7.0 // indirect
 	github.com/influxdata/tdigest v0.0.1 // indirect
 	github.com/josharian/intern v1.0.0 // indirect
 	github.com/mailru/easyjson v0.7.7 // indirect
@@ -16,6 +15,18 @@ require (
 	golang.org/x/text v0.44.0 // indirect
 )
 
-require titanium/devstack v0.0.0
+require (
+	github.com/prometheus/common v0.72.0
+	titanium/devstack v0.0.0
+)
 
 replace titanium/devstack => ../devstack
+
+require (
+	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
+	github.com/prometheus/client_model v0.6.3 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
+	titanium/platform v0.0.0 // indirect
+)
+
+replace titanium/platform => ../platform

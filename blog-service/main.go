@@ -16,38 +16,44 @@ import (
 	"titanium/platform/jwtauth"
 	"titanium/platform/service"
 	"titanium/platform/sqlitedb"
+	"titanium/platform/topology"
 )
 
-func main() { service.Main("blog-service", run) }
+var self = topology.Get("blog-service")
 
-func run(ctx context.Context, env *envconfig.Reader, logger *slog.Logger) error {
-	dbPath := env.String("POSTS_DB_PATH", "data/posts.db")
-	// NORMAL by default: in WAL mode a commit is in the WAL (the OS page
-	// cache) before it is acknowledged, so a killed process (kill -9, OOM,
-	// crash) loses nothing; only a power loss or kernel crash can lose the
-	// last commits. FULL fsyncs every commit and costs ~35x in write
-	// throughput; operators who need power-loss durability set it.
-	syncMode, syncErr := sqlitedb.ParseSynchronous(env.String("SQLITE_SYNCHRONOUS", string(sqlitedb.SyncNormal)))
-	env.Check(syncErr == nil, "SQLITE_SYNCHRONOUS", "want NORMAL or FULL")
-	env.Check(dbPath != "", "POSTS_DB_PATH", "must not be empty")
-	jwtCfg := jwtauth.LoadConfig(env, logger)
+func main() { service.Main(self, loadConfig, run) }
+
+type config struct {
+	posts sqlitedb.Config
+	jwt   jwtauth.Config
 	// The read cache of posts and list pages; 0 in either bound disables it.
-	readCache := posts.NewCache(env.Int("POSTS_CACHE_ENTRIES", 4096, 0, 1<<20), env.Int("POSTS_CACHE_MB", 32, 0, 1<<14)<<20)
+	cacheEntries, cacheBytes int
+}
 
-	srv, err := service.Start("blog-service", env, logger, ":8003")
-	if err != nil {
-		return err
+func loadConfig(env *envconfig.Reader, logger *slog.Logger) config {
+	return config{
+		// SQLITE_SYNCHRONOUS=FULL where a power loss must not lose a post.
+		posts: sqlitedb.LoadConfig(env, self.Data.Var, "data/"+self.Data.File),
+		jwt:   jwtauth.LoadConfig(env, logger),
+		cacheEntries: env.Int("POSTS_CACHE_ENTRIES", 4096, 0, 1<<20,
+			"most posts and list pages the read cache keeps (0 disables it)"),
+		cacheBytes: env.Int("POSTS_CACHE_MB", 32, 0, 1<<14,
+			"most memory the read cache keeps, in MiB (0 disables it)") << 20,
 	}
-	posts, err := store.Open(ctx, dbPath, syncMode)
+}
+
+func run(ctx context.Context, srv *service.Server, cfg config) error {
+	logger := srv.Logger
+	db, err := store.Open(ctx, cfg.posts.Path, cfg.posts.Sync)
 	if err != nil {
 		return fmt.Errorf("posts database: %w", err)
 	}
-	defer posts.Close()
+	defer db.Close()
 
-	httpapi.New(posts, readCache, jwtCfg, logger).Register(srv)
+	httpapi.New(db, posts.NewCache(cfg.cacheEntries, cfg.cacheBytes), cfg.jwt, logger).Register(srv)
 	srv.Handle("GET "+web.Prefix, web.Handler())
 	srv.Handle("/", httpapi.NotFound())
-	srv.AddCheck("database", posts.Ping)
-	srv.SetStats(httpapi.Stats(posts))
+	srv.AddCheck("database", db.Ping)
+	srv.SetStats(httpapi.Stats(db))
 	return srv.Serve(ctx)
 }

@@ -11,15 +11,17 @@ import (
 	"titanium/dashboard-ui/web"
 	"titanium/platform/envconfig"
 	"titanium/platform/service"
+	"titanium/platform/topology"
 )
 
-func main() { service.Main("dashboard-ui", run) }
+// dashboard-ui reads only the platform's variables.
+func main() {
+	noConfig := func(*envconfig.Reader, *slog.Logger) struct{} { return struct{}{} }
+	service.Main(topology.Get("dashboard-ui"), noConfig, run)
+}
 
-func run(ctx context.Context, env *envconfig.Reader, logger *slog.Logger) error {
-	srv, err := service.Start("dashboard-ui", env, logger, ":8090")
-	if err != nil {
-		return err
-	}
+func run(ctx context.Context, srv *service.Server, _ struct{}) error {
+	logger := srv.Logger
 	site, err := web.New()
 	if err != nil {
 		return err

@@ -83,7 +83,7 @@ func TestCompose(t *testing.T) {
 				}
 				env[k] = *v
 			}
-			reads := readsOf(t, "./"+s.Name)
+			reads := readsOf(t, s.Name)
 			for _, k := range sortedKeys(env) {
 				// A secret KEY is also read from the file KEY_FILE names.
 				if base, ok := strings.CutSuffix(k, "_FILE"); ok && reads[base] {
@@ -117,17 +117,30 @@ func TestCompose(t *testing.T) {
 			for k, v := range env {
 				checkComposeURLs(t, p, k, v)
 			}
-			if s.DataDir != "" {
+			if dataDir(s) != "" {
 				if !slices.ContainsFunc(c.Volumes, func(v types.ServiceVolumeConfig) bool {
-					return v.Type == types.VolumeTypeVolume && v.Target == s.DataDir && !v.ReadOnly && p.Volumes[v.Source].Name != ""
+					return v.Type == types.VolumeTypeVolume && v.Target == dataDir(s) && !v.ReadOnly && p.Volumes[v.Source].Name != ""
 				}) {
-					t.Errorf("volumes %+v, want a named volume at %s", c.Volumes, s.DataDir)
+					t.Errorf("volumes %+v, want a named volume at %s", c.Volumes, dataDir(s))
 				}
 			}
 			if !c.ReadOnly || !slices.Contains(c.CapDrop, "ALL") {
 				t.Error("want read_only and cap_drop ALL, as in Kubernetes")
 			}
 		})
+	}
+	// A new named volume takes the ownership of the image's directory it
+	// is mounted on: every writable one must be the runtime user's.
+	for name, c := range p.Services {
+		if c.Build == nil || c.User != "" {
+			continue
+		}
+		owned := chownedDirs(t, strings.TrimSuffix(c.Build.Dockerfile, "/Dockerfile"))
+		for _, v := range c.Volumes {
+			if v.Type == types.VolumeTypeVolume && !v.ReadOnly && !owned[v.Target] {
+				t.Errorf("%s: writable volume at %s, which %s does not create owned by 65532", name, v.Target, c.Build.Dockerfile)
+			}
+		}
 	}
 	redis, ok := p.Services["redis"]
 	if !ok || !pinned(redis.Image) || redis.HealthCheck == nil || len(redis.Ports) != 0 {
@@ -152,7 +165,7 @@ func TestCompose(t *testing.T) {
 	b, ok := p.Services["users-backup"]
 	if !ok || len(b.Profiles) == 0 || !slices.Contains(b.Entrypoint, "/usr/local/bin/users-backup") {
 		t.Errorf("users-backup: %+v, want an on-demand service running /usr/local/bin/users-backup", b)
-	} else if checkArgs(t, "compose users-backup", b.Command, flagsOf(t, "user-service/cmd/users-backup")); !slices.ContainsFunc(b.Volumes, func(v types.ServiceVolumeConfig) bool { return v.Target == "/data" && v.ReadOnly }) {
+	} else if checkArgs(t, "compose users-backup", b.Command); !slices.ContainsFunc(b.Volumes, func(v types.ServiceVolumeConfig) bool { return v.Target == "/data" && v.ReadOnly }) {
 		t.Error("users-backup must mount the users volume read-only at /data")
 	}
 }

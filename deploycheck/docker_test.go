@@ -156,30 +156,35 @@ func checkBuildStage(t *testing.T, s service, st *instructions.Stage, modules []
 	if !strings.HasPrefix(st.BaseName, "golang:") || !strings.HasSuffix(st.BaseName, "-bookworm") {
 		t.Errorf("build stage FROM %s, want golang:<version>-bookworm (glibc matching distroless debian12)", st.BaseName)
 	}
-	copied := map[string]bool{}
-	downloaded, built := false, false
+	// The whole context: go.work finds every module it uses, and nothing
+	// is listed per module (adding a module edits no Dockerfile).
+	copiedAll, built := false, false
 	for _, cmd := range st.Commands {
 		switch c := cmd.(type) {
 		case *instructions.CopyCommand:
-			for _, src := range c.SourcePaths {
-				copied[src] = true
+			if c.From == "" && slices.Equal(c.SourcePaths, []string{"."}) {
+				copiedAll = true
 			}
 		case *instructions.RunCommand:
 			line := strings.Join(c.CmdLine, " ")
-			if strings.Contains(line, "go mod download") {
-				downloaded = true
-				// go.work names every module: each go.mod must be there first.
-				if !copied["go.work"] {
-					t.Error("go mod download before go.work is copied")
+			if !strings.Contains(line, "go build") {
+				continue
+			}
+			if !copiedAll {
+				t.Error("go build before the context is copied (COPY . .)")
+			}
+			// The mounts are parsed when the instruction is expanded.
+			if err := c.Expand(func(word string) (string, error) { return word, nil }); err != nil {
+				t.Fatal(err)
+			}
+			caches := map[string]bool{}
+			for _, m := range instructions.GetMounts(c) {
+				if m.Type == instructions.MountTypeCache {
+					caches[m.Target] = true
 				}
-				for _, m := range modules {
-					if !copied[m+"/go.mod"] {
-						t.Errorf("go mod download before %s/go.mod is copied (go.work uses it)", m)
-					}
-				}
-				if len(copied) > len(modules)*2+3 {
-					t.Error("sources copied before go mod download: the download layer is rebuilt on every change")
-				}
+			}
+			if !caches["/go/pkg/mod"] || !caches["/root/.cache/go-build"] {
+				t.Errorf("go build without cache mounts on /go/pkg/mod and /root/.cache/go-build: %v", caches)
 			}
 			for _, m := range goBuild.FindAllStringSubmatch(line, -1) {
 				built = true
@@ -197,8 +202,16 @@ func checkBuildStage(t *testing.T, s service, st *instructions.Stage, modules []
 					t.Error("healthcheck must be static (CGO_ENABLED=0)")
 				}
 			}
-			if !downloaded && strings.Contains(line, "go build") {
-				t.Error("go build before go mod download")
+		}
+	}
+	pm := dockerignore(t)
+	for _, m := range append([]string{"."}, modules...) {
+		for _, f := range []string{"go.work", "go.mod"} {
+			if m != "." && f == "go.work" || m == "." && f == "go.mod" {
+				continue
+			}
+			if ignored, _ := pm.MatchesOrParentMatches(path.Join(m, f)); ignored {
+				t.Errorf("%s is .dockerignored: go.work needs it", path.Join(m, f))
 			}
 		}
 	}
@@ -243,7 +256,7 @@ func checkRuntimeStage(t *testing.T, s service, st *instructions.Stage) {
 	var user, entrypoint, health string
 	var exposed []string
 	env := map[string]string{}
-	chowned := map[string]bool{}
+	chowned := chownedDirs(t, s.Name)
 	for _, cmd := range st.Commands {
 		switch c := cmd.(type) {
 		case *instructions.UserCommand:
@@ -260,10 +273,6 @@ func checkRuntimeStage(t *testing.T, s service, st *instructions.Stage) {
 		case *instructions.EnvCommand:
 			for _, kv := range c.Env {
 				env[kv.Key] = kv.Value
-			}
-		case *instructions.CopyCommand:
-			if c.Chown == "65532:65532" {
-				chowned[c.DestPath] = true
 			}
 		}
 	}
@@ -282,15 +291,15 @@ func checkRuntimeStage(t *testing.T, s service, st *instructions.Stage) {
 	if listenPort(env["LISTEN_ADDR"]) != s.Port {
 		t.Errorf("ENV LISTEN_ADDR=%q, want :%d (the healthcheck reads it)", env["LISTEN_ADDR"], s.Port)
 	}
-	reads := readsOf(t, "./"+s.Name)
+	reads := readsOf(t, s.Name)
 	for k := range env {
 		if !reads[k] {
 			t.Errorf("ENV %s: %s never reads it", k, s.Name)
 		}
 	}
-	if s.DataDir != "" {
-		if !chowned[s.DataDir] {
-			t.Errorf("%s is not created owned by 65532: a new named volume there would be root's", s.DataDir)
+	if dataDir(s) != "" {
+		if !chowned[dataDir(s)] {
+			t.Errorf("%s is not created owned by 65532: a new named volume there would be root's", dataDir(s))
 		}
 		var dbPath string
 		for k, v := range env {
@@ -298,10 +307,24 @@ func checkRuntimeStage(t *testing.T, s service, st *instructions.Stage) {
 				dbPath = v
 			}
 		}
-		if filepath.Dir(dbPath) != s.DataDir {
-			t.Errorf("database path %q, want it in %s", dbPath, s.DataDir)
+		if filepath.Dir(dbPath) != dataDir(s) {
+			t.Errorf("database path %q, want it in %s", dbPath, dataDir(s))
 		}
 	}
+}
+
+// chownedDirs are the paths the runtime stage of name's Dockerfile copies in
+// owned by the runtime user.
+func chownedDirs(t *testing.T, name string) map[string]bool {
+	t.Helper()
+	stages := parseDockerfile(t, name)
+	owned := map[string]bool{}
+	for _, cmd := range stages[len(stages)-1].Commands {
+		if c, ok := cmd.(*instructions.CopyCommand); ok && c.Chown == "65532:65532" {
+			owned[c.DestPath] = true
+		}
+	}
+	return owned
 }
 
 func checkAssetsStage(t *testing.T, stages []instructions.Stage) {

@@ -80,3 +80,7 @@ require (
 require titanium/devstack v0.0.0
 
 replace titanium/devstack => ../devstack
+
+require titanium/platform v0.0.0 // indirect
+
+replace titanium/platform => ../platform

@@ -293,7 +293,7 @@ func TestBackupCronJob(t *testing.T) {
 			if !slices.Equal(c.Command, []string{"/usr/local/bin/users-backup"}) {
 				t.Errorf("command %v, want /usr/local/bin/users-backup", c.Command)
 			}
-			checkArgs(t, "CronJob "+cj.Name, c.Args, flagsOf(t, "user-service/cmd/users-backup"))
+			checkArgs(t, "CronJob "+cj.Name, c.Args)
 			args := strings.Join(c.Args, " ")
 			for _, want := range []string{"-source=/data/users.db", "-dir=/backup"} {
 				if !strings.Contains(args, want) {
@@ -596,7 +596,7 @@ func TestK8sEnvAndPortsMatchCode(t *testing.T) {
 				}
 				c := d.Spec.Template.Spec.Containers[0]
 				env := effectiveEnv(t, r, c)
-				reads := readsOf(t, "./"+s.Name)
+				reads := readsOf(t, s.Name)
 				for _, k := range sortedKeys(env) {
 					if !reads[k] {
 						t.Errorf("%s: sets %s, which %s never reads", d.Name, k, s.Name)
@@ -629,7 +629,7 @@ func TestK8sEnvAndPortsMatchCode(t *testing.T) {
 					c.Env[i].ValueFrom == nil || c.Env[i].ValueFrom.FieldRef == nil || c.Env[i].ValueFrom.FieldRef.FieldPath != "metadata.name" {
 					t.Errorf("%s: INSTANCE_ID must come from the pod name (downward API)", d.Name)
 				}
-				if s.DataDir != "" {
+				if dataDir(s) != "" {
 					checkDataMount(t, d, s, env)
 				}
 				for k, v := range env {
@@ -665,8 +665,8 @@ func checkDataMount(t *testing.T, d *appsv1.Deployment, s service, env map[strin
 			dbPath = v
 		}
 	}
-	if filepath.Dir(dbPath) != s.DataDir {
-		t.Errorf("%s: database path %q, want it in %s", d.Name, dbPath, s.DataDir)
+	if filepath.Dir(dbPath) != dataDir(s) {
+		t.Errorf("%s: database path %q, want it in %s", d.Name, dbPath, dataDir(s))
 	}
 	var claimVolume string
 	for _, v := range d.Spec.Template.Spec.Volumes {
@@ -675,9 +675,9 @@ func checkDataMount(t *testing.T, d *appsv1.Deployment, s service, env map[strin
 		}
 	}
 	if !slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool {
-		return m.MountPath == s.DataDir && m.Name == claimVolume && !m.ReadOnly
+		return m.MountPath == dataDir(s) && m.Name == claimVolume && !m.ReadOnly
 	}) {
-		t.Errorf("%s: %s must be a writable PVC mount (SQLite writes -wal and -shm beside the database)", d.Name, s.DataDir)
+		t.Errorf("%s: %s must be a writable PVC mount (SQLite writes -wal and -shm beside the database)", d.Name, dataDir(s))
 	}
 	// One writer at a time: a rolling update would run two pods on the file.
 	if s.Name == "blog-service" && d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {

@@ -8,3 +8,7 @@ require (
 	github.com/chromedp/cdproto v0.159.0 // indirect
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 )
+
+require titanium/platform v0.0.0
+
+replace titanium/platform => ../platform

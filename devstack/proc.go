@@ -39,6 +39,38 @@ type Proc struct {
 	stopping bool
 }
 
+// StartProc starts bin with args and env (added to this process's) as a
+// supervised process serving on port, and waits until GET readyPath there
+// answers 200 or ctx ends. Its output is kept for Tail only.
+func StartProc(ctx context.Context, name, bin string, args []string, env map[string]string, port int, readyPath string) (*Proc, error) {
+	p := &Proc{
+		Name: name, Service: name, Port: port, URL: fmt.Sprintf("http://127.0.0.1:%d", port),
+		bin: bin, args: args, env: envList(env), tail: newRing(60),
+	}
+	p.ready = httpReady(p.URL + readyPath)
+	if err := p.start(); err != nil {
+		return nil, err
+	}
+	if err := p.WaitReady(ctx); err != nil {
+		p.Stop(5 * time.Second)
+		return nil, err
+	}
+	return p, nil
+}
+
+// TailFile returns the last n lines of a file, for error reports.
+func TailFile(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("(no log: %v)", err)
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
 // Pid is the process id of the running process, 0 when not running.
 func (p *Proc) Pid() int {
 	p.mu.Lock()
@@ -56,9 +88,9 @@ func (p *Proc) start() error {
 	cmd := exec.Command(p.bin, p.args...)
 	cmd.Env = append(os.Environ(), p.env...)
 	// Its own process group, so a terminal's Ctrl-C reaches only the runner,
-	// which then stops every process in order; Pdeathsig kills the child if
-	// the runner itself dies, so no orphan outlives it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// which then stops every process in order (proc_linux.go: and the child
+	// dies with the runner).
+	cmd.SysProcAttr = SysProcAttr()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return err

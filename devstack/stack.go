@@ -24,27 +24,36 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"titanium/platform/topology"
 )
 
 // Services are the Go services in start order: dependencies first.
-var Services = []string{"user-service", "auth-service", "blog-service", "api-gateway", "dashboard-ui", "load-balancer"}
+var Services = func() []string {
+	var names []string
+	for _, s := range topology.StartOrder() {
+		names = append(names, s.Name)
+	}
+	return names
+}()
 
-// DefaultPorts are the ports of a local run (the README's configuration table).
-var DefaultPorts = map[string]int{
-	"redis":         6379,
-	"user-service":  8001,
-	"auth-service":  8002,
-	"blog-service":  8003,
-	"api-gateway":   8080,
-	"dashboard-ui":  8090,
-	"load-balancer": 7100,
-	// user-service's internal listener (/internal/authenticate), apart
-	// from its public port, which monitoring reaches.
-	UserInternal: 8101,
-}
+// DefaultPorts are the ports of a local run: each service's from the
+// topology (the README's configuration table), redis's, and user-service's
+// internal listener (/internal/authenticate), apart from its public port,
+// which monitoring reaches.
+var DefaultPorts = func() map[string]int {
+	m := map[string]int{topology.Redis: topology.RedisPort}
+	for _, s := range topology.Services {
+		m[s.Name] = s.Port
+		if s.InternalPort != 0 {
+			m[internalName(s.Name)] = s.InternalPort
+		}
+	}
+	return m
+}()
 
-// UserInternal names user-service's internal listener in port maps.
-const UserInternal = "user-service-internal"
+// internalName is the port map key of a service's internal listener.
+func internalName(service string) string { return service + "-internal" }
 
 // Options configure a stack.
 type Options struct {
@@ -185,10 +194,16 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	// Allocate every port first: services need each other's addresses.
 	ports := map[string][]int{}
 	taken := map[int]bool{}
-	for _, name := range slices.Concat([]string{"redis"}, Services, []string{UserInternal}) {
+	var internals []string
+	for _, s := range topology.Services {
+		if s.InternalPort != 0 {
+			internals = append(internals, internalName(s.Name))
+		}
+	}
+	for _, name := range slices.Concat([]string{topology.Redis}, Services, internals) {
 		n := max(1, opts.Replicas[name])
-		if name == UserInternal {
-			n = len(ports["user-service"])
+		if svc, ok := strings.CutSuffix(name, "-internal"); ok {
+			n = len(ports[svc])
 		}
 		for i := 0; i < n; i++ {
 			p := 0
@@ -273,56 +288,56 @@ func (s *Stack) launch(ctx context.Context, p *Proc) error {
 	return p.WaitReady(rctx)
 }
 
-// serviceEnv is the wiring of the stack: which service talks to which. It
-// matches the variables documented in the README.
+// serviceEnv is the wiring of the stack, from the topology: every
+// service's upstream variables point at the instances of this stack.
 func (s *Stack) serviceEnv(name, inst string, port int, ports map[string][]int, urls func(string) []string) map[string]string {
 	env := map[string]string{
 		"LISTEN_ADDR":      fmt.Sprintf("127.0.0.1:%d", port),
 		"INSTANCE_ID":      inst,
 		"SHUTDOWN_TIMEOUT": "10s",
 	}
-	join := func(name string) string { return strings.Join(urls(name), ",") }
-	// Without redis this is still the reserved port, where nothing listens:
-	// the cache is reported OFFLINE rather than using someone else's redis.
-	redisAddr := fmt.Sprintf("127.0.0.1:%d", ports["redis"][0])
-	switch name {
-	case "user-service":
-		for i, p := range ports["user-service"] {
-			if p == port {
-				env["INTERNAL_ADDR"] = fmt.Sprintf("127.0.0.1:%d", ports[UserInternal][i])
-			}
-		}
-		env["USERS_DB_PATH"] = filepath.Join(s.opts.DataDir, "users.db")
-		env["REDIS_ADDR"] = redisAddr
+	self := fmt.Sprintf("http://127.0.0.1:%d", port)
+	svc := topology.Get(name)
+	if svc.InternalPort != 0 {
+		i := slices.Index(ports[name], port)
+		env[svc.InternalVar] = fmt.Sprintf("127.0.0.1:%d", ports[internalName(name)][i])
+	}
+	if svc.Data != nil {
+		env[svc.Data.Var] = filepath.Join(s.opts.DataDir, svc.Data.File)
+	}
+	if svc.JWT {
 		env["JWT_SECRET"] = s.JWTSecret
-	case "auth-service":
-		// auth-service calls only /internal/authenticate, on the internal listener.
-		env["USER_SERVICE_URL"] = join(UserInternal)
-		env["JWT_SECRET"] = s.JWTSecret
-	case "blog-service":
-		env["POSTS_DB_PATH"] = filepath.Join(s.opts.DataDir, "posts.db")
-		env["JWT_SECRET"] = s.JWTSecret
-	case "api-gateway":
-		env["AUTH_SERVICE_URL"] = join("auth-service")
-		env["USER_SERVICE_URL"] = join("user-service")
-		env["BLOG_SERVICE_URL"] = join("blog-service")
-	case "load-balancer":
-		env["LB_UI_UPSTREAMS"] = join("dashboard-ui")
-		env["LB_API_UPSTREAMS"] = join("api-gateway")
-		var targets []string
-		for _, svc := range []string{"api-gateway", "auth-service", "user-service", "blog-service", "dashboard-ui"} {
-			for _, u := range urls(svc) {
-				targets = append(targets, svc+"="+u)
+	}
+	for _, u := range svc.Upstreams {
+		var v []string
+		switch u.Form {
+		case topology.URLs:
+			target := u.Service
+			if u.Internal {
+				target = internalName(target)
 			}
-		}
-		env["LB_STATS_TARGETS"] = strings.Join(targets, ",")
-		var peers []string
-		for _, u := range urls("load-balancer") {
-			if u != fmt.Sprintf("http://127.0.0.1:%d", port) {
-				peers = append(peers, u)
+			v = urls(target)
+		case topology.HostPort:
+			// Without redis this is still the reserved port, where nothing
+			// listens: the cache is reported OFFLINE rather than using
+			// someone else's redis.
+			v = []string{fmt.Sprintf("127.0.0.1:%d", ports[u.Service][0])}
+		case topology.Targets:
+			for _, t := range topology.Services {
+				if t.Name == name {
+					continue
+				}
+				for _, u := range urls(t.Name) {
+					v = append(v, t.Name+"="+u)
+				}
 			}
+		case topology.Peers:
+			v = slices.DeleteFunc(urls(name), func(u string) bool { return u == self })
 		}
-		env["LB_PEERS"] = strings.Join(peers, ",")
+		env[u.Var] = strings.Join(v, ",")
+	}
+	if name == "load-balancer" {
+		// The dashboard is served from this port: its own origin.
 		env["WS_ALLOWED_ORIGINS"] = fmt.Sprintf("http://localhost:%d,http://127.0.0.1:%d", port, port)
 	}
 	return env

@@ -127,24 +127,17 @@ func (f *front) handle(ctx *fasthttp.RequestCtx) {
 	status = fw.Forward(ctx)
 }
 
+// methods are the common methods as constant strings.
+var methods = [...]string{fasthttp.MethodGet, fasthttp.MethodPost, fasthttp.MethodHead, fasthttp.MethodPatch,
+	fasthttp.MethodDelete, fasthttp.MethodPut, fasthttp.MethodOptions}
+
 // methodName is the method as a constant string, so that the common ones
 // cost no allocation.
 func methodName(m []byte) string {
-	switch string(m) {
-	case fasthttp.MethodGet:
-		return fasthttp.MethodGet
-	case fasthttp.MethodPost:
-		return fasthttp.MethodPost
-	case fasthttp.MethodHead:
-		return fasthttp.MethodHead
-	case fasthttp.MethodPatch:
-		return fasthttp.MethodPatch
-	case fasthttp.MethodDelete:
-		return fasthttp.MethodDelete
-	case fasthttp.MethodPut:
-		return fasthttp.MethodPut
-	case fasthttp.MethodOptions:
-		return fasthttp.MethodOptions
+	for _, k := range methods {
+		if string(m) == k {
+			return k
+		}
 	}
 	return string(m)
 }

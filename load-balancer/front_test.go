@@ -75,8 +75,8 @@ func startLB(t *testing.T, env map[string]string) (string, *service.Server) {
 	}
 	r := envconfig.New(func(k string) string { return base[k] })
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg := loadConfig(r)
-	srv, err := service.Start("load-balancer", r, logger, ":7100")
+	cfg := loadConfig(r, logger)
+	srv, err := service.NewFromEnv("load-balancer", r, logger, ":7100")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,7 +79,7 @@ func TestTrafficMiddleware(t *testing.T) {
 func TestConfig(t *testing.T) {
 	read := func(env map[string]string) (config, error) {
 		r := envconfig.New(func(k string) string { return env[k] })
-		c := loadConfig(r)
+		c := loadConfig(r, nil)
 		return c, r.Err()
 	}
 	c, err := read(map[string]string{

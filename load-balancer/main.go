@@ -19,11 +19,14 @@ import (
 	"titanium/platform/clientip"
 	"titanium/platform/envconfig"
 	"titanium/platform/service"
+	"titanium/platform/topology"
 	"titanium/platform/upstream"
 	"titanium/platform/upstream/fastproxy"
 )
 
-func main() { service.Main("load-balancer", run) }
+var self = topology.Get("load-balancer")
+
+func main() { service.Main(self, loadConfig, run) }
 
 // config is the load balancer's own configuration (docs/load-balancer.md).
 type config struct {
@@ -49,33 +52,30 @@ type config struct {
 
 type statsTarget struct{ service, spec string }
 
-// defaultTargets are the services of a local run, in display order.
-const defaultTargets = "api-gateway=http://127.0.0.1:8080,auth-service=http://127.0.0.1:8002," +
-	"user-service=http://127.0.0.1:8001,blog-service=http://127.0.0.1:8003,dashboard-ui=http://127.0.0.1:8090"
-
 // none is how an empty list is spelled (an empty variable means "default").
 const none = "none"
 
-func loadConfig(env *envconfig.Reader) config {
+func loadConfig(env *envconfig.Reader, _ *slog.Logger) config {
+	const forms = "comma-separated URLs or dns+http://name:port"
 	c := config{
-		uiSpecs:        env.List("LB_UI_UPSTREAMS", "http://127.0.0.1:8090"),
-		apiSpecs:       env.List("LB_API_UPSTREAMS", "http://127.0.0.1:8080"),
-		peers:          env.List("LB_PEERS", ""),
-		balance:        env.String("LB_BALANCE", "least_requests"),
-		healthPath:     env.String("LB_HEALTH_PATH", "/readyz"),
-		healthInterval: env.Duration("LB_HEALTH_INTERVAL", 2*time.Second),
-		ejectFor:       env.Duration("LB_EJECT_FOR", 10*time.Second),
-		resolveEvery:   env.Duration("LB_DNS_REFRESH", 5*time.Second),
-		headerTimeout:  env.Duration("LB_RESPONSE_HEADER_TIMEOUT", 5*time.Second),
-		dialTimeout:    env.Duration("LB_DIAL_TIMEOUT", time.Second),
-		idlePerHost:    env.Int("LB_MAX_IDLE_CONNS_PER_HOST", 512, 2, 10000),
+		uiSpecs:        env.List("LB_UI_UPSTREAMS", self.LocalDefault("LB_UI_UPSTREAMS"), "dashboard-ui instances: "+forms),
+		apiSpecs:       env.List("LB_API_UPSTREAMS", self.LocalDefault("LB_API_UPSTREAMS"), "api-gateway instances (any HTTP backend works): "+forms),
+		peers:          env.List("LB_PEERS", self.LocalDefault("LB_PEERS"), "the other load-balancer replicas, for the merged /stats: "+forms+"; none for no peers"),
+		balance:        env.String("LB_BALANCE", "least_requests", "how an instance is picked: least_requests (power of two choices) or round_robin"),
+		healthPath:     env.String("LB_HEALTH_PATH", "/readyz", "active health check path; none disables active checks"),
+		healthInterval: env.Duration("LB_HEALTH_INTERVAL", 2*time.Second, "time between active checks"),
+		ejectFor:       env.Duration("LB_EJECT_FOR", 10*time.Second, "length of an instance's first ejection"),
+		resolveEvery:   env.Duration("LB_DNS_REFRESH", 5*time.Second, "re-resolution period of dns+ names"),
+		headerTimeout:  env.Duration("LB_RESPONSE_HEADER_TIMEOUT", 5*time.Second, "wait for an upstream's response headers"),
+		dialTimeout:    env.Duration("LB_DIAL_TIMEOUT", time.Second, "connect timeout"),
+		idlePerHost:    env.Int("LB_MAX_IDLE_CONNS_PER_HOST", 512, 2, 10000, "keep-alive connections per instance"),
 		// The largest body a service accepts is 1 MiB (a token to verify);
 		// the margin keeps its own 413 the answer at that size.
-		maxBody:      env.Int("LB_MAX_BODY_BYTES", 1<<20+64<<10, 1<<10, 64<<20),
-		maxResponse:  env.Int("LB_MAX_RESPONSE_BYTES", 16<<20, 64<<10, 256<<20),
-		trafficStats: env.Bool("LB_TRAFFIC_STATS", true),
-		fastPath:     env.Bool("LB_FAST_PATH", true),
-		statsCache:   env.Duration("LB_STATS_CACHE", 250*time.Millisecond),
+		maxBody:      env.Int("LB_MAX_BODY_BYTES", 1<<20+64<<10, 1<<10, 64<<20, "largest request body in bytes; a larger one gets a JSON 413"),
+		maxResponse:  env.Int("LB_MAX_RESPONSE_BYTES", 16<<20, 64<<10, 256<<20, "largest upstream answer in bytes on the fasthttp front (502 over it)"),
+		trafficStats: env.Bool("LB_TRAFFIC_STATS", true, "account API traffic for /stats"),
+		fastPath:     env.Bool("LB_FAST_PATH", true, "serve the proxied routes on the fasthttp front; false serves everything on net/http"),
+		statsCache:   env.Duration("LB_STATS_CACHE", 250*time.Millisecond, "how long a /stats answer is reused"),
 	}
 	for _, key := range []string{"LB_UI_UPSTREAMS", "LB_API_UPSTREAMS"} {
 		specs := c.uiSpecs
@@ -93,7 +93,7 @@ func loadConfig(env *envconfig.Reader) config {
 	if err := upstream.ValidateSpecs(c.peers); err != nil {
 		env.Check(false, "LB_PEERS", err.Error())
 	}
-	for _, item := range env.List("LB_STATS_TARGETS", defaultTargets) {
+	for _, item := range env.List("LB_STATS_TARGETS", self.LocalDefault("LB_STATS_TARGETS"), "the instances /stats asks: comma-separated service=URL items (a service repeated per instance; URL may be dns+http://); none for no targets") {
 		if item == none {
 			continue
 		}
@@ -110,13 +110,7 @@ func loadConfig(env *envconfig.Reader) config {
 		c.targets = append(c.targets, statsTarget{name, spec})
 	}
 	// None by default: the balancer is the edge and its peer the client.
-	proxies := env.List("LB_TRUSTED_PROXIES", none)
-	if len(proxies) == 1 && proxies[0] == none {
-		proxies = nil
-	}
-	trusted, err := clientip.ParseTrusted(proxies)
-	env.Check(err == nil, "LB_TRUSTED_PROXIES", fmt.Sprint(err))
-	c.trusted = trusted
+	c.trusted = clientip.Load(env, "LB_TRUSTED_PROXIES", none, "TLS-terminating proxies in front of the balancer (CIDR prefixes or addresses), whose X-Forwarded-For is believed; none by default")
 	_, ok := upstream.NewSelector(c.balance)
 	env.Check(ok, "LB_BALANCE", "want round_robin or least_requests")
 	if c.healthPath == none {
@@ -127,28 +121,24 @@ func loadConfig(env *envconfig.Reader) config {
 
 	c.ws = wsConfig{
 		allowed:          map[string]bool{},
-		pongWait:         env.Duration("WS_PONG_WAIT", 60*time.Second),
-		writeWait:        env.Duration("WS_WRITE_WAIT", 10*time.Second),
-		readLimit:        int64(env.Int("WS_READ_LIMIT", 512, 16, 1<<20)),
-		handshakeTimeout: env.Duration("WS_HANDSHAKE_TIMEOUT", 5*time.Second),
-		maxConns:         env.Int("WS_MAX_CONNS", 5000, 1, 1_000_000),
-		maxPerAddr:       env.Int("WS_MAX_CONNS_PER_ADDR", 50, 1, 1_000_000),
+		pongWait:         env.Duration("WS_PONG_WAIT", 60*time.Second, "drop a heartbeat peer silent this long"),
+		writeWait:        env.Duration("WS_WRITE_WAIT", 10*time.Second, "deadline of each heartbeat write"),
+		readLimit:        int64(env.Int("WS_READ_LIMIT", 512, 16, 1<<20, "largest heartbeat message accepted, bytes")),
+		handshakeTimeout: env.Duration("WS_HANDSHAKE_TIMEOUT", 5*time.Second, "WebSocket upgrade handshake deadline"),
+		maxConns:         env.Int("WS_MAX_CONNS", 5000, 1, 1_000_000, "heartbeat sockets open at once; over it, JSON 503 before the upgrade"),
+		maxPerAddr:       env.Int("WS_MAX_CONNS_PER_ADDR", 50, 1, 1_000_000, "heartbeat sockets per client address; over it, JSON 429 before the upgrade"),
 	}
-	c.ws.pingPeriod = env.Duration("WS_PING_PERIOD", c.ws.pongWait*9/10)
+	c.ws.pingPeriod = env.Duration("WS_PING_PERIOD", c.ws.pongWait*9/10, "heartbeat ping interval; default 9/10 of WS_PONG_WAIT")
 	env.Check(c.ws.pongWait > 0, "WS_PONG_WAIT", "want > 0")
 	env.Check(c.ws.pingPeriod > 0 && c.ws.pingPeriod < c.ws.pongWait, "WS_PING_PERIOD", "want > 0 and shorter than WS_PONG_WAIT")
-	for _, o := range env.List("WS_ALLOWED_ORIGINS", "http://localhost:7100,http://127.0.0.1:7100") {
+	for _, o := range env.List("WS_ALLOWED_ORIGINS", fmt.Sprintf("http://localhost:%d,http://127.0.0.1:%d", self.Port, self.Port), "browser origins allowed to open the heartbeat WebSocket, besides same-origin") {
 		c.ws.allowed[strings.ToLower(strings.TrimRight(o, "/"))] = true
 	}
 	return c
 }
 
-func run(ctx context.Context, env *envconfig.Reader, logger *slog.Logger) error {
-	cfg := loadConfig(env)
-	srv, err := service.Start("load-balancer", env, logger, ":7100")
-	if err != nil {
-		return err
-	}
+func run(ctx context.Context, srv *service.Server, cfg config) error {
+	logger := srv.Logger
 	lb, err := build(srv, cfg, logger)
 	if err != nil {
 		return err

@@ -8,11 +8,6 @@
 # See --help and docs/load-tests.md.
 set -u
 PLUS=0
-LOAD_LIB=$(dirname -- "$0")/lib/common.sh
-[ -r "$LOAD_LIB" ] || {
-	echo "${0##*/}: cannot read $LOAD_LIB (keep lib/ next to the script)" >&2
-	exit 2
-}
+# lib/ must stay next to the script.
 # shellcheck source=lib/common.sh
-. "$LOAD_LIB"
-load_main "$@"
+. "$(dirname -- "$0")/lib/common.sh" && load_main "$@"

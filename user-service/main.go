@@ -16,6 +16,7 @@ import (
 	"titanium/platform/service"
 	"titanium/platform/sqlitedb"
 	"titanium/platform/throttle"
+	"titanium/platform/topology"
 	"titanium/user-service/cache"
 	"titanium/user-service/httpapi"
 	"titanium/user-service/password"
@@ -23,11 +24,12 @@ import (
 	"titanium/user-service/users"
 )
 
-func main() { service.Main("user-service", run) }
+var self = topology.Get("user-service")
+
+func main() { service.Main(self, loadConfig, run) }
 
 type config struct {
-	dbPath     string
-	sync       sqlitedb.Synchronous
+	db         sqlitedb.Config
 	cache      cache.Config
 	bcryptCost int
 	jwt        jwtauth.Config
@@ -41,47 +43,31 @@ type config struct {
 
 func loadConfig(env *envconfig.Reader, logger *slog.Logger) config {
 	c := config{
-		dbPath: env.String("USERS_DB_PATH", "data/users.db"),
+		// SQLITE_SYNCHRONOUS=FULL where a power loss must not lose a registration.
+		db: sqlitedb.LoadConfig(env, self.Data.Var, "data/"+self.Data.File),
 		cache: cache.Config{
-			Addr:     env.String("REDIS_ADDR", "127.0.0.1:6379"),
-			Password: env.Secret("REDIS_PASSWORD", ""),
-			TTL:      env.Duration("CACHE_TTL", 60*time.Second),
+			Addr:     env.String("REDIS_ADDR", self.LocalDefault("REDIS_ADDR"), "Redis host:port; nothing there means cache OFFLINE, the service still answers"),
+			Password: env.Secret("REDIS_PASSWORD", "", "Redis AUTH password; empty: none"),
+			TTL:      env.Duration("CACHE_TTL", 60*time.Second, "cache entry lifetime (at least 1s): bounds staleness if an invalidation is lost"),
 		},
 		// OWASP's floor for bcrypt is 10; 16 is ~4 s per hash, past any sane login.
-		bcryptCost: env.Int("BCRYPT_COST", 10, password.MinCost, 16),
+		bcryptCost: env.Int("BCRYPT_COST", 10, password.MinCost, 16, "bcrypt cost of new password hashes"),
 		jwt:        jwtauth.LoadConfig(env, logger),
 		// A person signs up once; a school behind one NAT address may sign
 		// up a class at a time.
-		registerPerMinute: env.Int("REGISTER_IP_PER_MINUTE", 30, 1, 1_000_000),
-		registerBurst:     env.Int("REGISTER_IP_BURST", 20, 1, 1_000_000),
-		internalAddr:      env.String("INTERNAL_ADDR", ":8101"),
+		registerPerMinute: env.Int("REGISTER_IP_PER_MINUTE", 30, 1, 1_000_000, "registrations per client address per minute"),
+		registerBurst:     env.Int("REGISTER_IP_BURST", 20, 1, 1_000_000, "registrations per client address in a burst"),
+		trusted:           clientip.LoadTrusted(env),
+		internalAddr:      env.String(self.InternalVar, fmt.Sprintf(":%d", self.InternalPort), "the internal listener: /internal/authenticate (auth-service's), /readyz and /healthz only"),
 	}
-	trusted, terr := clientip.ParseTrusted(env.List("TRUSTED_PROXIES", clientip.DefaultTrusted))
-	env.Check(terr == nil, "TRUSTED_PROXIES", fmt.Sprint(terr))
-	c.trusted = trusted
-	// NORMAL by default: in WAL mode a commit is in the WAL (in the OS page
-	// cache) before it is acknowledged, so a crash of this process (kill -9,
-	// OOM) loses nothing acknowledged; only a power loss or kernel crash can
-	// lose the last commits. FULL fsyncs every commit and costs ~35x in
-	// write throughput here. Set SQLITE_SYNCHRONOUS=FULL where a power loss
-	// must not lose a registration.
-	syncName := env.String("SQLITE_SYNCHRONOUS", string(sqlitedb.SyncNormal))
-	s, err := sqlitedb.ParseSynchronous(syncName)
-	env.Check(err == nil, "SQLITE_SYNCHRONOUS", "want NORMAL or FULL")
-	c.sync = s
 	env.Check(c.cache.TTL >= time.Second, "CACHE_TTL", "must be at least 1s")
 	return c
 }
 
-func run(ctx context.Context, env *envconfig.Reader, logger *slog.Logger) error {
-	cfg := loadConfig(env, logger)
-	srv, err := service.Start("user-service", env, logger, ":8001")
-	if err != nil {
-		return err
-	}
-
+func run(ctx context.Context, srv *service.Server, cfg config) error {
+	logger := srv.Logger
 	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	st, err := store.Open(openCtx, cfg.dbPath, cfg.sync)
+	st, err := store.Open(openCtx, cfg.db.Path, cfg.db.Sync)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("open users database: %w", err)

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"titanium/devstack"
 )
 
 // Proxy is a running nginx.
@@ -91,7 +93,7 @@ func Start(ctx context.Context, port int, upstream string, workers int) (*Proxy,
 	// -e sets the error log before the config is read, so nginx never
 	// touches /var/log/nginx.
 	cmd := exec.Command(bin, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = devstack.SysProcAttr()
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

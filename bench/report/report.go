@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"runtime"
@@ -103,21 +104,11 @@ func (r *Report) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "Titanium benchmark  %s\n", e.Time.Format(time.RFC3339))
 	fmt.Fprintf(w, "cpu: %s, %d cores; kernel %s; load avg at start %s\n", e.CPU, e.Cores, e.Kernel, e.LoadAvg)
 	fmt.Fprintf(w, "go: %s; commit %s", e.GoVersion, e.Commit)
-	keys := make([]string, 0, len(e.Tools))
-	for k := range e.Tools {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(e.Tools)) {
 		fmt.Fprintf(w, "; %s %s", k, e.Tools[k])
 	}
 	fmt.Fprintln(w)
-	dk := make([]string, 0, len(r.Details))
-	for k := range r.Details {
-		dk = append(dk, k)
-	}
-	slices.Sort(dk)
-	for _, k := range dk {
+	for _, k := range slices.Sorted(maps.Keys(r.Details)) {
 		t := r.Details[k]
 		fmt.Fprintf(w, "\n%s\n", t.Title)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -142,12 +133,7 @@ func (r *Report) WriteText(w io.Writer) {
 		fmt.Fprintf(tw, "| %s\t| %s\t| %s %s\t| %s\t| %s\t| %s\n", f.Scenario, f.Name, trimFloat(f.Value), f.Unit, f.Target, met, f.Note)
 	}
 	tw.Flush()
-	sk := make([]string, 0, len(r.Skipped))
-	for k := range r.Skipped {
-		sk = append(sk, k)
-	}
-	slices.Sort(sk)
-	for _, k := range sk {
+	for _, k := range slices.Sorted(maps.Keys(r.Skipped)) {
 		fmt.Fprintf(w, "%s not measured: %s\n", k, r.Skipped[k])
 	}
 	fmt.Fprintf(w, "total time %.0f s\n", r.Elapsed)

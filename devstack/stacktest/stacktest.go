@@ -6,11 +6,9 @@ package stacktest
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -116,7 +114,7 @@ func Start(t testing.TB, opts ...Option) *devstack.Stack {
 	s, err := devstack.Start(ctx, o)
 	if err != nil {
 		logFile.Close()
-		t.Fatalf("start stack: %v\n--- stack log ---\n%s", err, tailFile(logPath, 80))
+		t.Fatalf("start stack: %v\n--- stack log ---\n%s", err, devstack.TailFile(logPath, 80))
 	}
 	t.Cleanup(func() {
 		bad := s.Stop(15 * time.Second)
@@ -125,7 +123,7 @@ func Start(t testing.TB, opts ...Option) *devstack.Stack {
 			t.Errorf("%s exited %d on SIGTERM, want 0", name, code)
 		}
 		if t.Failed() {
-			t.Logf("--- stack log (last lines) ---\n%s", tailFile(logPath, 150))
+			t.Logf("--- stack log (last lines) ---\n%s", devstack.TailFile(logPath, 150))
 		}
 	})
 	return s
@@ -138,16 +136,4 @@ func RequireRedis(t testing.TB) {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatal("redis-server is not installed (apt-get install redis-server); whole-stack tests need it")
 	}
-}
-
-func tailFile(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(no log: %v)", err)
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

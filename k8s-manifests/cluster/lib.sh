@@ -53,16 +53,8 @@ readonly DOCKER=/usr/bin/docker
 
 # ---------------------------------------------------------------- output
 
-run_start=${run_start:-$EPOCHREALTIME}
-step_start=$EPOCHREALTIME
-secs() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1fs", b - a }'; }
-step() {
-  step_start=$EPOCHREALTIME
-  printf '==> [%6s] %s\n' "$(secs "$run_start")" "$*"
-}
-ok() { printf '    ok (%s)%s\n' "$(secs "$step_start")" "${1:+ $1}"; }
-note() { printf '    %s\n' "$@"; }
-indent() { sed 's/^/      | /' "$@"; }
+# shellcheck source=../steps.sh
+source "$repo_root/k8s-manifests/steps.sh"
 die() {
   printf 'cluster: FAIL: %s\n' "$1" >&2
   exit 1

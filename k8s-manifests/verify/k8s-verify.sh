@@ -38,21 +38,11 @@ cache=${K8S_VERIFY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/titanium/kubernetes-$K
 
 # ---------------------------------------------------------------- output
 
-run_start=$EPOCHREALTIME
-step_start=$EPOCHREALTIME
 failures=()
 broken_count=0
 
-secs() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1fs", b - a }'; }
-step() {
-  step_start=$EPOCHREALTIME
-  printf '==> [%6s] %s\n' "$(secs "$run_start")" "$*"
-}
-ok() { printf '    ok (%s)%s\n' "$(secs "$step_start")" "${1:+ $1}"; }
-note() { printf '    %s\n' "$@"; }
-# indent prints a captured command output, indented, so server messages stand
-# out under the step that produced them.
-indent() { sed 's/^/      | /' "$@"; }
+# shellcheck source=../steps.sh
+source "$root/k8s-manifests/steps.sh"
 # fail records a failure and keeps going, so one run reports every problem.
 fail() {
   printf '    FAIL: %s\n' "$1" >&2

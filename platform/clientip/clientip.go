@@ -11,11 +11,30 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"titanium/platform/envconfig"
 )
 
 // DefaultTrusted is the TRUSTED_PROXIES default: loopback and the private
 // ranges, where the load balancer and the gateway run in every deployment.
 const DefaultTrusted = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
+
+// LoadTrusted reads TRUSTED_PROXIES, the networks of our own proxies.
+func LoadTrusted(env *envconfig.Reader) Resolver {
+	return Load(env, "TRUSTED_PROXIES", DefaultTrusted, "our proxies' networks (CIDR prefixes or addresses, comma-separated), whose forwarding headers are believed")
+}
+
+// Load reads trusted proxies from the variable key: CIDR prefixes or
+// addresses, comma-separated; "none" trusts no one.
+func Load(env *envconfig.Reader, key, def, help string) Resolver {
+	list := env.List(key, def, help)
+	if len(list) == 1 && list[0] == "none" {
+		list = nil
+	}
+	r, err := ParseTrusted(list)
+	env.Check(err == nil, key, fmt.Sprint(err))
+	return r
+}
 
 // Resolver resolves a request's client address.
 type Resolver struct {

@@ -1,24 +1,43 @@
 // Package envconfig reads a service's configuration from environment
-// variables with defaults. Every read is remembered so a service can log its
-// effective configuration at start (secrets masked) and fail fast with every
-// invalid value listed at once.
+// variables with defaults. Every read declares its variable (name, default,
+// meaning), so the one function that reads a service's configuration also
+// describes it: -help and -env-list print the declarations, the effective
+// configuration is logged at start with secrets masked, and every invalid
+// value is reported at once.
 package envconfig
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 )
 
-// Reader collects values and parse errors. The zero value is not usable; use New.
+// Var describes one variable a service reads.
+type Var struct {
+	Name string `json:"name"`
+	// Type is string, secret, list, int, duration or bool.
+	Type    string `json:"type"`
+	Default string `json:"default"`
+	Help    string `json:"help"`
+	// File is the variable naming a file that holds a secret (NAME_FILE).
+	File string `json:"file,omitempty"`
+}
+
+// Reader collects values, declarations and parse errors. The zero value is
+// not usable; use New.
 type Reader struct {
 	getenv func(string) string
 	errs   []error
 	seen   []slog.Attr
+	vars   []Var
+	names  map[string]bool
 }
 
 // New returns a Reader over getenv; nil means os.Getenv.
@@ -26,7 +45,17 @@ func New(getenv func(string) string) *Reader {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	return &Reader{getenv: getenv}
+	return &Reader{getenv: getenv, names: map[string]bool{}}
+}
+
+// declare records a variable; a variable is declared once per service.
+func (r *Reader) declare(v Var) {
+	if r.names[v.Name] {
+		r.errs = append(r.errs, fmt.Errorf("%s: read twice (declare each variable once)", v.Name))
+		return
+	}
+	r.names[v.Name] = true
+	r.vars = append(r.vars, v)
 }
 
 func (r *Reader) lookup(key, def string) (string, bool) {
@@ -41,7 +70,8 @@ func (r *Reader) fail(key, v, want string) {
 }
 
 // String returns the variable or def.
-func (r *Reader) String(key, def string) string {
+func (r *Reader) String(key, def, help string) string {
+	r.declare(Var{Name: key, Type: "string", Default: def, Help: help})
 	v, _ := r.lookup(key, def)
 	r.seen = append(r.seen, slog.String(key, v))
 	return v
@@ -51,7 +81,8 @@ func (r *Reader) String(key, def string) string {
 // is unset and KEY_FILE names a file, the secret is that file's content
 // without its trailing newline: the convention of Docker and Kubernetes
 // secrets mounted as files, which keeps the value out of the environment.
-func (r *Reader) Secret(key, def string) string {
+func (r *Reader) Secret(key, def, help string) string {
+	r.declare(Var{Name: key, Type: "secret", Help: help, File: key + "_FILE"})
 	v, set := r.lookup(key, def)
 	shown := "(unset)"
 	if path, ok := r.lookup(key+"_FILE", ""); !set && ok {
@@ -70,8 +101,10 @@ func (r *Reader) Secret(key, def string) string {
 }
 
 // List returns the comma-separated variable as trimmed, non-empty items.
-func (r *Reader) List(key, def string) []string {
-	v := r.String(key, def)
+func (r *Reader) List(key, def, help string) []string {
+	r.declare(Var{Name: key, Type: "list", Default: def, Help: help})
+	v, _ := r.lookup(key, def)
+	r.seen = append(r.seen, slog.String(key, v))
 	var out []string
 	for _, item := range strings.Split(v, ",") {
 		if item = strings.TrimSpace(item); item != "" {
@@ -82,7 +115,8 @@ func (r *Reader) List(key, def string) []string {
 }
 
 // Int returns the variable parsed as an integer within [min, max], or def.
-func (r *Reader) Int(key string, def, min, max int) int {
+func (r *Reader) Int(key string, def, min, max int, help string) int {
+	r.declare(Var{Name: key, Type: "int", Default: strconv.Itoa(def), Help: fmt.Sprintf("%s (%d to %d)", help, min, max)})
 	v, set := r.lookup(key, strconv.Itoa(def))
 	n, err := strconv.Atoi(v)
 	if set && (err != nil || n < min || n > max) {
@@ -94,7 +128,8 @@ func (r *Reader) Int(key string, def, min, max int) int {
 }
 
 // Duration returns the variable parsed by time.ParseDuration (>= 0), or def.
-func (r *Reader) Duration(key string, def time.Duration) time.Duration {
+func (r *Reader) Duration(key string, def time.Duration, help string) time.Duration {
+	r.declare(Var{Name: key, Type: "duration", Default: def.String(), Help: help})
 	v, set := r.lookup(key, def.String())
 	d, err := time.ParseDuration(v)
 	if set && (err != nil || d < 0) {
@@ -106,7 +141,8 @@ func (r *Reader) Duration(key string, def time.Duration) time.Duration {
 }
 
 // Bool returns the variable parsed by strconv.ParseBool, or def.
-func (r *Reader) Bool(key string, def bool) bool {
+func (r *Reader) Bool(key string, def bool, help string) bool {
+	r.declare(Var{Name: key, Type: "bool", Default: strconv.FormatBool(def), Help: help})
 	v, set := r.lookup(key, strconv.FormatBool(def))
 	b, err := strconv.ParseBool(v)
 	if set && err != nil {
@@ -129,3 +165,32 @@ func (r *Reader) Err() error { return errors.Join(r.errs...) }
 
 // LogValue lets a Reader be logged as the effective configuration.
 func (r *Reader) LogValue() slog.Value { return slog.GroupValue(r.seen...) }
+
+// Vars returns the declared variables in the order they were read.
+func (r *Reader) Vars() []Var { return append([]Var(nil), r.vars...) }
+
+// WriteHelp prints the declared variables, their defaults and meanings.
+func (r *Reader) WriteHelp(w io.Writer, name string) error {
+	fmt.Fprintf(w, "%s is configured by environment variables; a secret NAME may instead be read from the file NAME_FILE names.\n\n", name)
+	fmt.Fprintf(w, "Flags:\n  -help      this text\n  -env-list  the variables as JSON\n\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "VARIABLE\tDEFAULT\tMEANING")
+	for _, v := range r.vars {
+		def := v.Default
+		switch {
+		case v.Type == "secret":
+			def = "(secret)"
+		case def == "":
+			def = "(empty)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", v.Name, def, v.Help)
+	}
+	return tw.Flush()
+}
+
+// WriteJSON prints the declared variables as a JSON array.
+func (r *Reader) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r.Vars())
+}

@@ -50,13 +50,13 @@ const devSecret = "titanium-insecure-development-secret-not-for-production"
 // in which case it uses a public development secret and says so loudly.
 func LoadConfig(env *envconfig.Reader, logger *slog.Logger) Config {
 	c := Config{
-		Secret:   []byte(env.Secret("JWT_SECRET", "")),
-		Issuer:   env.String("JWT_ISSUER", "titanium-auth"),
-		Audience: env.String("JWT_AUDIENCE", "titanium"),
-		TTL:      env.Duration("JWT_TTL", 15*time.Minute),
-		Leeway:   env.Duration("JWT_LEEWAY", 5*time.Second),
+		Secret:   []byte(env.Secret("JWT_SECRET", "", fmt.Sprintf("HS256 token key shared by the services that sign or verify tokens, at least %d bytes; required", MinSecretBytes))),
+		Issuer:   env.String("JWT_ISSUER", "titanium-auth", "token issuer (iss), set and checked"),
+		Audience: env.String("JWT_AUDIENCE", "titanium", "token audience (aud), set and checked"),
+		TTL:      env.Duration("JWT_TTL", 15*time.Minute, "lifetime of an issued token"),
+		Leeway:   env.Duration("JWT_LEEWAY", 5*time.Second, "clock skew allowed on exp, iat and nbf"),
 	}
-	dev := env.Bool("JWT_DEV_MODE", false)
+	dev := env.Bool("JWT_DEV_MODE", false, "with no JWT_SECRET, use a public development key (never in production)")
 	if len(c.Secret) == 0 && dev {
 		logger.Warn("JWT_DEV_MODE=true and no JWT_SECRET: using the PUBLIC development secret; tokens are forgeable, never run this way in production")
 		c.Secret = []byte(devSecret)

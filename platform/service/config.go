@@ -39,18 +39,18 @@ type Config struct {
 // LoadConfig reads the platform's variables with defaultAddr as LISTEN_ADDR's default.
 func LoadConfig(env *envconfig.Reader, defaultAddr string) Config {
 	c := Config{
-		Addr:              env.String("LISTEN_ADDR", defaultAddr),
-		ShutdownDelay:     env.Duration("SHUTDOWN_DELAY", 0),
-		ShutdownTimeout:   env.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
-		PprofAddr:         env.String("PPROF_ADDR", ""),
+		Addr:              env.String("LISTEN_ADDR", defaultAddr, "listen address, host:port or :port"),
+		ShutdownDelay:     env.Duration("SHUTDOWN_DELAY", 0, "how long /readyz fails before the listener closes on SIGTERM"),
+		ShutdownTimeout:   env.Duration("SHUTDOWN_TIMEOUT", 15*time.Second, "how long in-flight requests may take to finish on SIGTERM"),
+		PprofAddr:         env.String("PPROF_ADDR", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); empty: off"),
 		ReadHeaderTimeout: 2 * time.Second,
-		ReadTimeout:       env.Duration("READ_TIMEOUT", 10*time.Second),
+		ReadTimeout:       env.Duration("READ_TIMEOUT", 10*time.Second, "deadline for reading a whole request, head and body"),
 		WriteTimeout:      10 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 	}
 	host, _ := os.Hostname()
-	c.Instance = env.String("INSTANCE_ID", "")
+	c.Instance = env.String("INSTANCE_ID", "", "this process's name in /stats; empty: the host name")
 	if c.Instance == "" {
 		c.Instance = host
 	}
@@ -59,7 +59,7 @@ func LoadConfig(env *envconfig.Reader, defaultAddr string) Config {
 
 // logLevel reads LOG_LEVEL: debug, info (default), warn or error.
 func logLevel(env *envconfig.Reader) slog.Level {
-	switch strings.ToLower(env.String("LOG_LEVEL", "info")) {
+	switch strings.ToLower(env.String("LOG_LEVEL", "info", "debug, info, warn or error")) {
 	case "debug":
 		return slog.LevelDebug
 	case "info":

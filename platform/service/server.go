@@ -8,6 +8,7 @@ package service
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -28,6 +29,7 @@ import (
 
 	"titanium/platform/apierr"
 	"titanium/platform/envconfig"
+	"titanium/platform/topology"
 	"titanium/platform/window"
 )
 
@@ -405,29 +407,75 @@ func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
 	apierr.Respond(w, http.StatusOK, body)
 }
 
-// RunFunc builds a service from its environment and runs it until ctx ends.
-type RunFunc func(ctx context.Context, env *envconfig.Reader, logger *slog.Logger) error
+// Main is a service's whole main; svc is its row of the topology (name,
+// default port). load reads the service's configuration from env (after
+// the platform's variables, in the same pass), so every variable is
+// declared where it is read: -help prints them all with their
+// defaults and meanings, -env-list as JSON. An invalid value exits 1 naming
+// every one; otherwise Main logs the effective configuration (secrets
+// masked), builds the server, cancels the context on SIGTERM or SIGINT and
+// runs run: exit 0 on a clean shutdown, 1 otherwise.
+func Main[C any](svc topology.Service, load func(env *envconfig.Reader, logger *slog.Logger) C, run func(ctx context.Context, srv *Server, cfg C) error) {
+	name, defaultAddr := svc.Name, svc.Addr()
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	envList := fs.Bool("env-list", false, "print the environment variables as JSON")
+	describe := func() *envconfig.Reader {
+		// An empty environment: the declarations with their defaults.
+		r := envconfig.New(func(string) string { return "" })
+		logLevel(r)
+		LoadConfig(r, defaultAddr)
+		load(r, slog.New(slog.DiscardHandler))
+		return r
+	}
+	fs.Usage = func() { _ = describe().WriteHelp(os.Stderr, name) }
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		os.Exit(2)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "%s: unexpected arguments %q (configuration is by environment variables: -help lists them)\n", name, fs.Args())
+		os.Exit(2)
+	}
+	if *envList {
+		if err := describe().WriteJSON(os.Stdout); err != nil {
+			os.Exit(1)
+		}
+		return
+	}
 
-// Main is a service's whole main: it makes the logger, cancels the context on
-// SIGTERM or SIGINT, runs run and exits 0 on a clean shutdown, 1 otherwise.
-func Main(name string, run RunFunc) {
 	env := envconfig.New(nil)
 	logger := NewLogger(os.Stderr, name, logLevel(env))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if err := run(ctx, env, logger); err != nil {
+	err := func() error {
+		pcfg := LoadConfig(env, defaultAddr)
+		cfg := load(env, logger)
+		srv, err := newChecked(name, env, pcfg, logger)
+		if err != nil {
+			return err
+		}
+		return run(ctx, srv, cfg)
+	}()
+	if err != nil {
 		logger.Error("exit", "err", err)
 		stop()
 		os.Exit(1)
 	}
 }
 
-// Start reads the platform configuration, fails on any invalid variable
-// (all of them listed), logs the effective configuration with secrets
-// masked, and returns a server ready for routes. The service must finish
-// reading its own variables from env before calling Start.
-func Start(name string, env *envconfig.Reader, logger *slog.Logger, defaultAddr string) (*Server, error) {
-	cfg := LoadConfig(env, defaultAddr)
+// NewFromEnv reads the platform's variables from env (LISTEN_ADDR defaults
+// to defaultAddr), fails on any invalid variable env has seen (all of them
+// listed), logs the effective configuration with secrets masked, and
+// returns a server ready for routes. Main does this for a service; tests
+// that build a service in-process call it after reading their own
+// variables from env.
+func NewFromEnv(name string, env *envconfig.Reader, logger *slog.Logger, defaultAddr string) (*Server, error) {
+	return newChecked(name, env, LoadConfig(env, defaultAddr), logger)
+}
+
+func newChecked(name string, env *envconfig.Reader, cfg Config, logger *slog.Logger) (*Server, error) {
 	if err := env.Err(); err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}

@@ -23,7 +23,7 @@ func newTestServer(t *testing.T, env map[string]string) *Server {
 	if _, ok := env["LISTEN_ADDR"]; !ok {
 		env["LISTEN_ADDR"] = "127.0.0.1:0"
 	}
-	s, err := Start("test-service", envconfig.New(getenv), slog.New(slog.NewTextHandler(io.Discard, nil)), ":0")
+	s, err := NewFromEnv("test-service", envconfig.New(getenv), slog.New(slog.NewTextHandler(io.Discard, nil)), ":0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestOpenFailsOnATakenPort(t *testing.T) {
 
 func TestInvalidConfigListsEveryError(t *testing.T) {
 	env := map[string]string{"SHUTDOWN_TIMEOUT": "soon", "LOG_LEVEL": "loud"}
-	_, err := Start("x", envconfig.New(func(k string) string { return env[k] }), slog.New(slog.NewTextHandler(io.Discard, nil)), ":0")
+	_, err := NewFromEnv("x", envconfig.New(func(k string) string { return env[k] }), slog.New(slog.NewTextHandler(io.Discard, nil)), ":0")
 	if err == nil || !strings.Contains(err.Error(), "SHUTDOWN_TIMEOUT") {
 		t.Fatalf("got %v, want an error naming SHUTDOWN_TIMEOUT", err)
 	}

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
+
+	"titanium/platform/envconfig"
 )
 
 // Synchronous is SQLite's synchronous pragma.
@@ -42,6 +44,26 @@ func ParseSynchronous(s string) (Synchronous, error) {
 		return SyncFull, nil
 	}
 	return "", fmt.Errorf("synchronous %q: want NORMAL or FULL", s)
+}
+
+// Config is a service's database: its file and synchronous mode.
+type Config struct {
+	Path string
+	Sync Synchronous
+}
+
+// LoadConfig reads the database path from pathVar (def by default) and
+// SQLITE_SYNCHRONOUS (NORMAL by default, see Synchronous).
+func LoadConfig(env *envconfig.Reader, pathVar, def string) Config {
+	c := Config{Path: env.String(pathVar, def, "the SQLite file; its directory is created when missing")}
+	name := env.String("SQLITE_SYNCHRONOUS", string(SyncNormal), "NORMAL (a process crash loses nothing acknowledged) or FULL (an fsync per commit: survives a power loss, ~35x slower writes)")
+	s, err := ParseSynchronous(name)
+	env.Check(err == nil, "SQLITE_SYNCHRONOUS", "want NORMAL or FULL")
+	c.Sync = s
+	if err != nil {
+		c.Sync = SyncNormal
+	}
+	return c
 }
 
 // DB is a SQLite database with a single-connection writer pool and a read pool.

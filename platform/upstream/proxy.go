@@ -102,24 +102,12 @@ func NewTransport(pool *Pool, o ProxyOptions) http.RoundTripper {
 }
 
 func (o *ProxyOptions) defaults(pool *Pool) {
-	if o.ResponseHeaderTimeout <= 0 {
-		o.ResponseHeaderTimeout = 2 * time.Second
-	}
-	if o.DialTimeout <= 0 {
-		o.DialTimeout = time.Second
-	}
-	if o.MaxReplayBody <= 0 {
-		o.MaxReplayBody = 1<<20 + 64<<10
-	}
-	if o.IdleConnTimeout <= 0 {
-		o.IdleConnTimeout = 30 * time.Second
-	}
-	if o.ExpectContinueTimeout <= 0 {
-		o.ExpectContinueTimeout = time.Second
-	}
-	if o.MaxIdleConnsPerHost <= 0 {
-		o.MaxIdleConnsPerHost = 256
-	}
+	o.ResponseHeaderTimeout = OrDefault(o.ResponseHeaderTimeout, 2*time.Second)
+	o.DialTimeout = OrDefault(o.DialTimeout, time.Second)
+	o.MaxReplayBody = OrDefault(o.MaxReplayBody, 1<<20+64<<10)
+	o.IdleConnTimeout = OrDefault(o.IdleConnTimeout, 30*time.Second)
+	o.ExpectContinueTimeout = OrDefault(o.ExpectContinueTimeout, time.Second)
+	o.MaxIdleConnsPerHost = OrDefault(o.MaxIdleConnsPerHost, 256)
 	if o.Forward == nil {
 		o.Forward = EdgeForwarding
 	}

@@ -129,31 +129,28 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// OrDefault is v, or d when v is not positive: how every option of this
+// package and its transports takes its default.
+func OrDefault[T int | int64 | time.Duration](v, d T) T {
+	if v <= 0 {
+		return d
+	}
+	return v
+}
+
 func (o *Options) defaults() {
 	if o.Selector == nil {
 		o.Selector = &LeastRequests{}
 	}
-	if o.HealthInterval <= 0 {
-		o.HealthInterval = 2 * time.Second
-	}
-	if o.HealthTimeout <= 0 {
-		o.HealthTimeout = time.Second
-	}
-	if o.HealthFails <= 0 {
-		o.HealthFails = 2
-	}
-	if o.MaxFails <= 0 {
-		o.MaxFails = 3
-	}
-	if o.EjectFor <= 0 {
-		o.EjectFor = 10 * time.Second
-	}
+	o.HealthInterval = OrDefault(o.HealthInterval, 2*time.Second)
+	o.HealthTimeout = OrDefault(o.HealthTimeout, time.Second)
+	o.HealthFails = OrDefault(o.HealthFails, 2)
+	o.MaxFails = OrDefault(o.MaxFails, 3)
+	o.EjectFor = OrDefault(o.EjectFor, 10*time.Second)
 	if o.MaxEjectPercent <= 0 || o.MaxEjectPercent > 100 {
 		o.MaxEjectPercent = 50
 	}
-	if o.ResolveEvery <= 0 {
-		o.ResolveEvery = 5 * time.Second
-	}
+	o.ResolveEvery = OrDefault(o.ResolveEvery, 5*time.Second)
 	if o.LookupHost == nil {
 		o.LookupHost = net.DefaultResolver.LookupHost
 	}

@@ -217,20 +217,8 @@ func (b *bench) startStack(ctx context.Context) error {
 		Root: b.root, BinDir: b.bin, DataDir: filepath.Join(b.tmp, "data"), Redis: true, Log: logf,
 	})
 	if err != nil {
-		return fmt.Errorf("start stack: %w (log: %s)", err, tailFile(logf.Name(), 20))
+		return fmt.Errorf("start stack: %w (log: %s)", err, devstack.TailFile(logf.Name(), 20))
 	}
 	b.stack = s
 	return nil
-}
-
-func tailFile(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

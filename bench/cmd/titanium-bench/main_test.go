@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -112,5 +115,23 @@ func TestPairedMedian(t *testing.T) {
 		if got := pairedMedian(tc.a, tc.b); got < tc.want-1e-9 || got > tc.want+1e-9 {
 			t.Errorf("pairedMedian(%v, %v) = %v, want %v", tc.a, tc.b, got, tc.want)
 		}
+	}
+}
+
+// statsCalls sums the GET /stats requests of every code from a real
+// Prometheus text exposition and ignores other routes.
+func TestStatsCalls(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, `# HELP http_requests_total Requests served.
+# TYPE http_requests_total counter
+http_requests_total{code="200",method="GET",route="GET /stats"} 5
+http_requests_total{code="503",method="GET",route="GET /stats"} 2
+http_requests_total{code="200",method="GET",route="GET /healthz"} 40
+`)
+	}))
+	defer srv.Close()
+	n, err := statsCalls(context.Background(), srv.URL)
+	if err != nil || n != 7 {
+		t.Fatalf("statsCalls = %v, %v; want 7", n, err)
 	}
 }

@@ -1,35 +1,21 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
+	"maps"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"titanium/devstack"
 )
 
-// proc is a child process the bench starts itself (a lone load balancer,
-// the trivial backend): own process group, killed if the bench dies.
-type proc struct {
-	name string
-	url  string
-	cmd  *exec.Cmd
-	done chan struct{}
-	out  *tailBuffer
-}
-
 // startProc starts bin with args and extra env on a free port (passed as
-// LISTEN_ADDR and in args as {addr}) and waits until readyPath answers 200.
-func startProc(ctx context.Context, name, bin string, args []string, env map[string]string, readyPath string) (*proc, error) {
+// LISTEN_ADDR and in args as {addr}) as a devstack process (own process
+// group, killed if the bench dies) and waits until readyPath answers 200.
+func startProc(ctx context.Context, name, bin string, args []string, env map[string]string, readyPath string) (*devstack.Proc, error) {
 	port, err := devstack.FreePort()
 	if err != nil {
 		return nil, err
@@ -38,60 +24,15 @@ func startProc(ctx context.Context, name, bin string, args []string, env map[str
 	for i, a := range args {
 		args[i] = strings.ReplaceAll(a, "{addr}", addr)
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "LISTEN_ADDR="+addr, "LOG_LEVEL=warn")
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	tb := &tailBuffer{max: 8 << 10}
-	cmd.Stdout, cmd.Stderr = tb, tb
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	p := &proc{name: name, url: "http://" + addr, cmd: cmd, done: make(chan struct{}), out: tb}
-	go func() { _ = cmd.Wait(); close(p.done) }()
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := client.Get(p.url + readyPath)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p, nil
-			}
-		}
-		select {
-		case <-p.done:
-			return nil, fmt.Errorf("%s exited at start: %s", name, tb.String())
-		case <-ctx.Done():
-			p.stop()
-			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			p.stop()
-			return nil, fmt.Errorf("%s not ready within 15 s: %s", name, tb.String())
-		}
-	}
-}
-
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
-// stop sends SIGTERM, and SIGKILL after 5 s.
-func (p *proc) stop() {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
+	all := map[string]string{"LISTEN_ADDR": addr, "LOG_LEVEL": "warn"}
+	maps.Copy(all, env)
+	rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	return devstack.StartProc(rctx, name, bin, args, all, port, readyPath)
 }
 
 // startBackend runs the trivial backend as a child of this binary.
-func startBackend(ctx context.Context) (*proc, error) {
+func startBackend(ctx context.Context) (*devstack.Proc, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -101,7 +42,7 @@ func startBackend(ctx context.Context) (*proc, error) {
 
 // startStockProxy runs a stock httputil.ReverseProxy in front of upstream,
 // as a child of this binary.
-func startStockProxy(ctx context.Context, upstream string) (*proc, error) {
+func startStockProxy(ctx context.Context, upstream string) (*devstack.Proc, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -111,8 +52,9 @@ func startStockProxy(ctx context.Context, upstream string) (*proc, error) {
 
 // startLB runs the load balancer binary alone in front of upstream, with
 // its fasthttp front (the default) or on the net/http chain alone.
-func startLB(ctx context.Context, bin, upstream string, trafficStats, fastPath bool) (*proc, error) {
-	return startProc(ctx, "load-balancer", bin+"/load-balancer", nil, map[string]string{
+// extra are more variables as key, value pairs (GOMAXPROCS, say).
+func startLB(ctx context.Context, bin, upstream string, trafficStats, fastPath bool, extra ...string) (*devstack.Proc, error) {
+	env := map[string]string{
 		"INSTANCE_ID":      "bench-lb",
 		"LB_API_UPSTREAMS": upstream,
 		"LB_UI_UPSTREAMS":  upstream,
@@ -120,7 +62,11 @@ func startLB(ctx context.Context, bin, upstream string, trafficStats, fastPath b
 		"LB_PEERS":         "",
 		"LB_TRAFFIC_STATS": strconv.FormatBool(trafficStats),
 		"LB_FAST_PATH":     strconv.FormatBool(fastPath),
-	}, "/readyz")
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		env[extra[i]] = extra[i+1]
+	}
+	return startProc(ctx, "load-balancer", bin+"/load-balancer", nil, env, "/readyz")
 }
 
 // procStatusKB reads a "VmRSS"-style field of /proc/<pid>/status in kB.
@@ -161,28 +107,4 @@ func cpuTime(pid int) (time.Duration, error) {
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	// USER_HZ is 100 on Linux for every architecture we run on.
 	return time.Duration(ut+st) * 10 * time.Millisecond, nil
-}
-
-// tailBuffer keeps the last max bytes written (a child's log, for errors).
-type tailBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-	max int
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf.Write(p)
-	if t.buf.Len() > t.max {
-		b := t.buf.Bytes()[t.buf.Len()-t.max:]
-		t.buf = *bytes.NewBuffer(append([]byte(nil), b...))
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.buf.String()
 }

@@ -120,31 +120,38 @@ func runB2(ctx context.Context, b *bench) error {
 	if err != nil {
 		return err
 	}
-	defer be.stop()
-	lb, err := startLB(ctx, b.bin, be.url, true, true)
+	defer be.Stop(5 * time.Second)
+	lb, err := startLB(ctx, b.bin, be.URL, true, true)
 	if err != nil {
 		return err
 	}
-	defer lb.stop()
-	slow, err := startLB(ctx, b.bin, be.url, true, false)
+	defer lb.Stop(5 * time.Second)
+	slow, err := startLB(ctx, b.bin, be.URL, true, false)
 	if err != nil {
 		return err
 	}
-	defer slow.stop()
+	defer slow.Stop(5 * time.Second)
+	// The same front on one thread: no idle P spinning for work and no
+	// wake-ups between threads, at the price of one core at most.
+	one, err := startLB(ctx, b.bin, be.URL, true, true, "GOMAXPROCS", "1")
+	if err != nil {
+		return err
+	}
+	defer one.Stop(5 * time.Second)
 	port, err := devstack.FreePort()
 	if err != nil {
 		return err
 	}
-	ng, err := nginx.Start(ctx, port, strings.TrimPrefix(be.url, "http://"), 2)
+	ng, err := nginx.Start(ctx, port, strings.TrimPrefix(be.URL, "http://"), 2)
 	if err != nil {
 		return err
 	}
 	defer ng.Stop()
-	stock, err := startStockProxy(ctx, be.url)
+	stock, err := startStockProxy(ctx, be.URL)
 	if err != nil {
 		return err
 	}
-	defer stock.stop()
+	defer stock.Stop(5 * time.Second)
 	rounds, d := 3, 6*time.Second
 	if b.quick {
 		rounds, d = 1, time.Second
@@ -152,13 +159,15 @@ func runB2(ctx context.Context, b *bench) error {
 	direct := "direct"
 	stockName := "stock ReverseProxy"
 	slowName := "LB net/http"
-	backend := []cpuGroup{{"backend", []int{be.pid()}}}
+	oneName := "LB GOMAXPROCS=1"
+	backend := []cpuGroup{{"backend", []int{be.Pid()}}}
 	m, err := roundRobin(ctx, b, []wrkTarget{
-		{"load-balancer", lb.url + "/api/bench", []int{lb.pid()}, backend},
+		{"load-balancer", lb.URL + "/api/bench", []int{lb.Pid()}, backend},
 		{"nginx", ng.URL + "/api/bench", append([]int{ng.Pid()}, childPids(ng.Pid())...), backend},
-		{slowName, slow.url + "/api/bench", []int{slow.pid()}, backend},
-		{stockName, stock.url + "/api/bench", []int{stock.pid()}, backend},
-		{direct, be.url + "/api/bench", nil, backend},
+		{slowName, slow.URL + "/api/bench", []int{slow.Pid()}, backend},
+		{oneName, one.URL + "/api/bench", []int{one.Pid()}, backend},
+		{stockName, stock.URL + "/api/bench", []int{stock.Pid()}, backend},
+		{direct, be.URL + "/api/bench", nil, backend},
 	}, rounds, d)
 	if err != nil {
 		return err
@@ -166,10 +175,10 @@ func runB2(ctx context.Context, b *bench) error {
 	// Where the CPU went in each one's best round: with the machine fully
 	// busy, throughput is the cores divided by the sum of CPU per request.
 	cpuTbl := cpuTable("B2 CPU per request in each best round (µs; proxy, backend, wrk; other = busy time outside them)", []string{"target", "req/s"}, m["load-balancer"].cost)
-	for _, n := range []string{"load-balancer", "nginx", slowName, stockName} {
+	for _, n := range []string{"load-balancer", oneName, "nginx", slowName, stockName} {
 		cpuTbl.Rows = append(cpuTbl.Rows, m[n].cost.row(n, fmt.Sprintf("%.0f", m[n].best.RPS)))
 	}
-	b.rep.Detail("B2", cpuTbl)
+	b.rep.Detail("B2 CPU", cpuTbl)
 	l, n := m["load-balancer"], m["nginx"]
 	if n.best.RPS == 0 {
 		return fmt.Errorf("nginx served nothing")
@@ -179,6 +188,9 @@ func runB2(ctx context.Context, b *bench) error {
 	b.rep.Add("B2", "nginx max throughput", n.best.RPS, "req/s", fmt.Sprintf("rounds %s; p99 %.2f ms; errors %d", fmtRPS(n.roundsRPS), report.Ms(n.best.P99), n.best.Errors))
 	sl := m[slowName]
 	b.rep.Add("B2", "LB on its net/http chain (LB_FAST_PATH=false)", sl.best.RPS, "req/s", fmt.Sprintf("rounds %s; LB CPU %.1f µs/req vs %.1f with the fasthttp front", fmtRPS(sl.roundsRPS), us(sl.cpuPerReq), us(l.cpuPerReq)))
+	o := m[oneName]
+	b.rep.Add("B2", "LB with GOMAXPROCS=1", o.best.RPS, "req/s", fmt.Sprintf("rounds %s; LB CPU %.1f µs/req vs %.1f with Go's default (%.2f× nginx, median of pairs %.2f×)",
+		fmtRPS(o.roundsRPS), us(o.cpuPerReq), us(l.cpuPerReq), o.best.RPS/n.best.RPS, pairedMedian(o.roundsRPS, n.roundsRPS)))
 	st := m[stockName]
 	b.rep.Add("B2", "stock ReverseProxy max throughput", st.best.RPS, "req/s", fmt.Sprintf("httputil.NewSingleHostReverseProxy, 256 idle conns; rounds %s", fmtRPS(st.roundsRPS)))
 	b.rep.Add("B2", "backend direct (no proxy)", m[direct].best.RPS, "req/s", "ceiling for both")
@@ -204,13 +216,13 @@ func runB3(ctx context.Context, b *bench) error {
 	if err != nil {
 		return err
 	}
-	defer be.stop()
-	on, err := startLB(ctx, b.bin, be.url, true, true)
+	defer be.Stop(5 * time.Second)
+	on, err := startLB(ctx, b.bin, be.URL, true, true)
 	if err != nil {
 		return err
 	}
-	defer on.stop()
-	off, err := startLB(ctx, b.bin, be.url, false, true)
+	defer on.Stop(5 * time.Second)
+	off, err := startLB(ctx, b.bin, be.URL, false, true)
 	if err != nil {
 		return err
 	}
@@ -218,12 +230,12 @@ func runB3(ctx context.Context, b *bench) error {
 	if b.quick {
 		rounds, d = 1, time.Second
 	}
-	backend := []cpuGroup{{"backend", []int{be.pid()}}}
+	backend := []cpuGroup{{"backend", []int{be.Pid()}}}
 	m, err := roundRobin(ctx, b, []wrkTarget{
-		{"stats on", on.url + "/api/bench", []int{on.pid()}, backend},
-		{"stats off", off.url + "/api/bench", []int{off.pid()}, backend},
+		{"stats on", on.URL + "/api/bench", []int{on.Pid()}, backend},
+		{"stats off", off.URL + "/api/bench", []int{off.Pid()}, backend},
 	}, rounds, d)
-	off.stop()
+	off.Stop(5 * time.Second)
 	if err != nil {
 		return err
 	}
@@ -239,31 +251,31 @@ func runB3(ctx context.Context, b *bench) error {
 		fmt.Sprintf("on %.1f µs vs off %.1f µs (least of %d rounds; 10 ms tick resolution)", float64(mOn.cpuPerReq)/1e3, float64(mOff.cpuPerReq)/1e3, rounds))
 
 	// RSS: a fresh LB with stats on, at 100 then at 10,000 requests/s.
-	lb, err := startLB(ctx, b.bin, be.url, true, true)
+	lb, err := startLB(ctx, b.bin, be.URL, true, true)
 	if err != nil {
 		return err
 	}
-	defer lb.stop()
+	defer lb.Stop(5 * time.Second)
 	low, high := 100, 10000
 	dur := b.step(6*time.Second, 2*time.Second)
 	if b.quick {
 		high = 2000
 	}
-	target := loadgen.Op{Name: "bench", Target: loadgen.Request(http.MethodGet, lb.url+"/api/bench", nil)}
+	target := loadgen.Op{Name: "bench", Target: loadgen.Request(http.MethodGet, lb.URL+"/api/bench", nil)}
 	// The same 64 connections at both rates: what is compared is the memory
 	// a request rate costs, not the memory of more sockets.
 	rLow := loadgen.Run(ctx, loadgen.Spec{Rate: low, Duration: dur, MaxConns: 64}, target)
-	rssLow, err := procStatusKB(lb.pid(), "VmRSS")
+	rssLow, err := procStatusKB(lb.Pid(), "VmRSS")
 	if err != nil {
 		return err
 	}
 	rHigh := loadgen.Run(ctx, loadgen.Spec{Rate: high, Duration: dur, MaxConns: 64}, target)
 	_, _, highFailed := rHigh.Totals()
-	rssHigh, err := procStatusKB(lb.pid(), "VmRSS")
+	rssHigh, err := procStatusKB(lb.Pid(), "VmRSS")
 	if err != nil {
 		return err
 	}
-	hwm, _ := procStatusKB(lb.pid(), "VmHWM")
+	hwm, _ := procStatusKB(lb.Pid(), "VmHWM")
 	b.logf("RSS %d kB at %d/s (achieved %.0f), %d kB at %d/s (achieved %.0f, errors %d, p99 %.2f ms), peak %d kB",
 		rssLow, low, rLow.Achieved, rssHigh, high, rHigh.Achieved, highFailed, report.Ms(rHigh.Percentile(99)), hwm)
 	b.rep.Add("B3", fmt.Sprintf("LB RSS at %d req/s", low), float64(rssLow)/1024, "MiB", fmt.Sprintf("achieved %.0f/s", rLow.Achieved))

@@ -16,6 +16,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"titanium/bench/loadgen"
 	"titanium/bench/report"
 )
@@ -25,19 +28,37 @@ var client = &http.Client{Timeout: 10 * time.Second}
 
 // call sends a JSON request and decodes a JSON answer into out (may be nil).
 func call(ctx context.Context, method, url, auth string, in, out any) (int, error) {
-	var body io.Reader
+	var body []byte
 	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
 			return 0, err
 		}
-		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	code, data, err := fetch(ctx, method, url, auth, body)
 	if err != nil {
-		return 0, err
+		return code, err
 	}
-	if in != nil {
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return code, fmt.Errorf("%s %s: decode %d %q: %w", method, url, code, data, err)
+		}
+	}
+	return code, nil
+}
+
+// fetch sends a request (a JSON body when body is not nil) and returns the
+// status and the whole answer.
+func fetch(ctx context.Context, method, url, auth string, body []byte) (int, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if auth != "" {
@@ -45,19 +66,11 @@ func call(ctx context.Context, method, url, auth string, in, out any) (int, erro
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return resp.StatusCode, err
-	}
-	if out != nil && len(data) > 0 {
-		if err := json.Unmarshal(data, out); err != nil {
-			return resp.StatusCode, fmt.Errorf("%s %s: decode %d %q: %w", method, url, resp.StatusCode, data, err)
-		}
-	}
-	return resp.StatusCode, nil
+	return resp.StatusCode, data, err
 }
 
 // loginUser registers a fresh user through the LB and returns its bearer
@@ -167,7 +180,7 @@ func runB1(ctx context.Context, b *bench) error {
 	}
 	b.rep.Detail("B1", tbl)
 	if cpuTbl != nil {
-		b.rep.Detail("B1", cpuTbl)
+		b.rep.Detail("B1 CPU", cpuTbl)
 	}
 	target := 2000.0
 	if b.quick {
@@ -237,25 +250,20 @@ func (s lbStats) service(name string) string {
 // statsCalls counts GET /stats requests a service has served (from its
 // Prometheus counter): the LB's fan-outs reaching it.
 func statsCalls(ctx context.Context, base string) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	_, data, err := fetch(ctx, http.MethodGet, base+"/metrics", "", nil)
 	if err != nil {
 		return 0, err
 	}
-	resp, err := client.Do(req)
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(data))
 	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("%s/metrics: %w", base, err)
 	}
 	total := 0.0
-	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, "http_requests_total{") && strings.Contains(line, `route="GET /stats"`) {
-			var v float64
-			if _, err := fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v); err == nil {
-				total += v
+	for _, m := range families["http_requests_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "route" && l.GetValue() == "GET /stats" {
+				total += m.GetCounter().GetValue()
 			}
 		}
 	}

@@ -71,21 +71,11 @@ type Forwarder struct {
 
 // New returns a forwarder to pool's instances.
 func New(pool *upstream.Pool, o Options) *Forwarder {
-	if o.Timeout <= 0 {
-		o.Timeout = 5 * time.Second
-	}
-	if o.DialTimeout <= 0 {
-		o.DialTimeout = time.Second
-	}
-	if o.IdleConnTimeout <= 0 {
-		o.IdleConnTimeout = 30 * time.Second
-	}
-	if o.MaxConnsPerHost <= 0 {
-		o.MaxConnsPerHost = 512
-	}
-	if o.MaxResponseBodySize <= 0 {
-		o.MaxResponseBodySize = 64 << 20
-	}
+	o.Timeout = upstream.OrDefault(o.Timeout, 5*time.Second)
+	o.DialTimeout = upstream.OrDefault(o.DialTimeout, time.Second)
+	o.IdleConnTimeout = upstream.OrDefault(o.IdleConnTimeout, 30*time.Second)
+	o.MaxConnsPerHost = upstream.OrDefault(o.MaxConnsPerHost, 512)
+	o.MaxResponseBodySize = upstream.OrDefault(o.MaxResponseBodySize, 64<<20)
 	if o.Logger == nil {
 		o.Logger = pool.Logger()
 	}

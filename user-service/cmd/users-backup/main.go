@@ -49,11 +49,19 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, time.Now, logger); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			// -help after any other arguments: they parsed, nothing ran.
+			fmt.Println(usage)
+			return
+		}
 		logger.Error("backup failed", "err", err)
 		stop()
 		os.Exit(1)
 	}
 }
+
+const usage = "usage: users-backup [-source /data/users.db] [-dir /backup] [-keep 7] [-timeout 10m]\n" +
+	"each flag defaults to an environment variable: BACKUP_SOURCE, BACKUP_DIR, BACKUP_KEEP, BACKUP_TIMEOUT"
 
 // config is the tool's configuration, from flags over environment defaults.
 type config struct {
@@ -66,10 +74,10 @@ type config struct {
 func parseConfig(args []string, getenv func(string) string) (config, error) {
 	env := envconfig.New(getenv)
 	c := config{
-		Source:  env.String("BACKUP_SOURCE", "/data/users.db"),
-		Dir:     env.String("BACKUP_DIR", "/backup"),
-		Keep:    env.Int("BACKUP_KEEP", 7, 1, 10000),
-		Timeout: env.Duration("BACKUP_TIMEOUT", 10*time.Minute),
+		Source:  env.String("BACKUP_SOURCE", "/data/users.db", "the live database to back up"),
+		Dir:     env.String("BACKUP_DIR", "/backup", "where backups are written"),
+		Keep:    env.Int("BACKUP_KEEP", 7, 1, 10000, "how many backups to keep, newest first"),
+		Timeout: env.Duration("BACKUP_TIMEOUT", 10*time.Minute, "deadline for the whole run"),
 	}
 	if err := env.Err(); err != nil {
 		return c, err
