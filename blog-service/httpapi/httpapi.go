@@ -137,12 +137,19 @@ func (a *API) create(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (a *API) update(w http.ResponseWriter, r *http.Request) error {
+// authorOf authenticates the caller of a request on one post: the token
+// first (a 401 says nothing about the post), then the id.
+func (a *API) authorOf(r *http.Request) (author string, id int64, err error) {
 	claims, err := a.auth.Authenticate(r)
 	if err != nil {
-		return err
+		return "", 0, err
 	}
-	id, err := parseID(r)
+	id, err = parseID(r)
+	return claims.Subject, id, err
+}
+
+func (a *API) update(w http.ResponseWriter, r *http.Request) error {
+	author, id, err := a.authorOf(r)
 	if err != nil {
 		return err
 	}
@@ -150,7 +157,7 @@ func (a *API) update(w http.ResponseWriter, r *http.Request) error {
 	if err := apierr.DecodeJSON(w, r, MaxBodyBytes, &in); err != nil {
 		return err
 	}
-	p, err := a.posts.Update(r.Context(), id, claims.Subject, in.Title, in.Content)
+	p, err := a.posts.Update(r.Context(), id, author, in.Title, in.Content)
 	if err != nil {
 		return err
 	}
@@ -159,15 +166,11 @@ func (a *API) update(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) delete(w http.ResponseWriter, r *http.Request) error {
-	claims, err := a.auth.Authenticate(r)
+	author, id, err := a.authorOf(r)
 	if err != nil {
 		return err
 	}
-	id, err := parseID(r)
-	if err != nil {
-		return err
-	}
-	if err := a.posts.Delete(r.Context(), id, claims.Subject); err != nil {
+	if err := a.posts.Delete(r.Context(), id, author); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
