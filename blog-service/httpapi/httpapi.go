@@ -100,7 +100,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) get(w http.ResponseWriter, r *http.Request) error {
-	id, err := parseID(r)
+	id, err := apierr.PathID(r, posts.ErrNotFound)
 	if err != nil {
 		return err
 	}
@@ -144,7 +144,7 @@ func (a *API) authorOf(r *http.Request) (author string, id int64, err error) {
 	if err != nil {
 		return "", 0, err
 	}
-	id, err = parseID(r)
+	id, err = apierr.PathID(r, posts.ErrNotFound)
 	return claims.Subject, id, err
 }
 
@@ -178,11 +178,3 @@ func (a *API) delete(w http.ResponseWriter, r *http.Request) error {
 }
 
 // parseID reads the {id} path value: a positive decimal integer.
-func parseID(r *http.Request) (int64, error) {
-	s := r.PathValue("id")
-	id, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || id <= 0 {
-		return 0, apierr.Invalid("id", "post id must be a positive integer")
-	}
-	return id, nil
-}

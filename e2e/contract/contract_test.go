@@ -99,6 +99,7 @@ func TestUsersAndPostsKeepOneContract(t *testing.T) {
 				{"cursor of another version", "GET", a.list + "?cursor=" + b64("p2:3"), "", nil, 400, "validation_failed", "cursor", ""},
 				{"cursor without a version", "GET", a.list + "?cursor=" + b64("3"), "", nil, 400, "validation_failed", "cursor", ""},
 				{"no such item", "GET", a.missing, "", nil, 404, "not_found", "", "not found"},
+				{"id not a number", "GET", strings.TrimSuffix(a.missing, "999999") + "abc", "", nil, 404, "not_found", "", "not found"},
 				{"no such route", "GET", strings.Replace(a.list, "/api/", "/api/nothing/", 1), "", nil, 404, "not_found", "", ""},
 				{"body too large", "POST", a.createURL, `{"title":"` + strings.Repeat("a", 65<<10) + `"}`, json(), 413, "payload_too_large", "", ""},
 				{"not JSON", "POST", a.createURL, `title=x`, append([]string{"Content-Type", "application/x-www-form-urlencoded"}, a.createHdr...), 415, "unsupported_media_type", "", ""},

@@ -67,7 +67,7 @@ func r7BadInput(t *testing.T, p profile, rep *report) {
 		{"malformed JSON post", "POST", "/api/posts", `{"title":}`, auth, 400, 400},
 		{"wrong types post", "POST", "/api/posts", `{"title":5,"content":false}`, auth, 400, 400},
 		{"empty title post", "POST", "/api/posts", `{"title":"","content":"x"}`, auth, 400, 400},
-		{"non-numeric id", "GET", "/api/posts/abc", nil, nil, 400, 400},
+		{"non-numeric id", "GET", "/api/posts/abc", nil, nil, 404, 404},
 		{"negative id", "GET", "/api/posts/-1", nil, nil, 400, 404},
 		{"overflow id", "GET", "/api/posts/99999999999999999999999", nil, nil, 400, 404},
 		{"bad limit", "GET", "/api/posts?limit=lots", nil, nil, 400, 400},

@@ -348,3 +348,14 @@ func decodeError(err error, maxBytes int64) *Error {
 		return Errorf(CodeInvalidJSON, "invalid JSON body")
 	}
 }
+
+// PathID is the positive integer in the request's {id} path segment. Any
+// other segment names no resource: the answer is notFound (the domain's
+// not-found error), as for an id nobody has, on every API alike.
+func PathID(r *http.Request, notFound error) (int64, error) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, notFound
+	}
+	return id, nil
+}

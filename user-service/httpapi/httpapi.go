@@ -161,17 +161,10 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// pathID parses the {id} path segment; a non-numeric id is a 404 (no such
-// resource), not a validation error.
-func pathID(r *http.Request) (int64, bool) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	return id, err == nil && id > 0
-}
-
 func (h *Handler) get(w http.ResponseWriter, r *http.Request) error {
-	id, ok := pathID(r)
-	if !ok {
-		return users.ErrNotFound
+	id, err := apierr.PathID(r, users.ErrNotFound)
+	if err != nil {
+		return err
 	}
 	u, err := h.users.Get(r.Context(), id)
 	if err != nil {
@@ -199,9 +192,9 @@ type updateRequest struct {
 }
 
 func (h *Handler) update(w http.ResponseWriter, r *http.Request) error {
-	id, ok := pathID(r)
-	if !ok {
-		return users.ErrNotFound
+	id, err := apierr.PathID(r, users.ErrNotFound)
+	if err != nil {
+		return err
 	}
 	claims, err := h.jwt.Authenticate(r)
 	if err != nil {
