@@ -135,3 +135,14 @@ http_requests_total{code="200",method="GET",route="GET /healthz"} 40
 		t.Fatalf("statsCalls = %v, %v; want 7", n, err)
 	}
 }
+
+func TestParseBenchKeepsTheBestOfEachName(t *testing.T) {
+	out := `BenchmarkEncodePage/encoder=hand-2         	    2000	     17269 ns/op
+BenchmarkEncodePage/encoder=hand-2         	    2000	     9900 ns/op
+BenchmarkHandlers/nocache/list-2           	    2000	     70079 ns/op	   33515 B/op	     278 allocs/op
+PASS`
+	got := parseBench(out)
+	if got["BenchmarkEncodePage/encoder=hand"] != 9900 || got["BenchmarkHandlers/nocache/list"] != 70079 || len(got) != 2 {
+		t.Fatalf("parseBench = %v", got)
+	}
+}
