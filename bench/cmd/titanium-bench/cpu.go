@@ -49,7 +49,13 @@ type cpuCost struct {
 	other   time.Duration // machine busy time per request outside the groups
 }
 
-func costBetween(groups []cpuGroup, a, b cpuSample, requests int, extra map[string]time.Duration) cpuCost {
+// cpuSpent is CPU measured apart from the samples (wrk's own rusage).
+type cpuSpent struct {
+	name string
+	d    time.Duration
+}
+
+func costBetween(groups []cpuGroup, a, b cpuSample, requests int, extra ...cpuSpent) cpuCost {
 	c := cpuCost{perReq: map[string]time.Duration{}}
 	if requests <= 0 {
 		return c
@@ -64,8 +70,8 @@ func costBetween(groups []cpuGroup, a, b cpuSample, requests int, extra map[stri
 	for _, g := range groups {
 		add(g.name, b.byGroup[g.name]-a.byGroup[g.name])
 	}
-	for name, d := range extra {
-		add(name, d)
+	for _, e := range extra {
+		add(e.name, e.d)
 	}
 	if total := b.total - a.total; total > 0 {
 		busy := b.busy - a.busy
@@ -94,7 +100,7 @@ func (c cpuCost) String() string {
 	return fmt.Sprintf("%s = %.0f µs/req (other %.0f, machine %.0f%% busy)", strings.Join(parts, " + "), us(c.sum), us(c.other), c.busyPct)
 }
 
-// cpuRow is a table row: each group's µs per request, the sum, other, busy.
+// row is a table row: each group's µs per request, the sum, other, busy.
 func (c cpuCost) row(lead ...string) []string {
 	row := append([]string(nil), lead...)
 	for _, g := range c.groups {

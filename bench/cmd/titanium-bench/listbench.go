@@ -9,34 +9,19 @@ import (
 	"time"
 )
 
-var (
-	listBenchRE = regexp.MustCompile(`(?m)^BenchmarkListPosts/rows=(\d+)(?:-\d+)?\s+\d+\s+([0-9.]+) ns/op`)
-	// benchRE is any benchmark line: its name (without the -N suffix) and ns/op.
-	benchRE = regexp.MustCompile(`(?m)^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+([0-9.]+) ns/op`)
-)
+// benchRE is a benchmark line of `go test -bench`: its name (without the
+// -GOMAXPROCS suffix) and ns/op.
+var benchRE = regexp.MustCompile(`(?m)^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+([0-9.]+) ns/op`)
 
-// parseBench reads the best (lowest) ns/op of each benchmark by name.
+// parseBench reads ns/op by benchmark name; with -count > 1 it keeps the
+// best (lowest) run of each, as the throughput scenarios keep their best
+// round: the least disturbed figure.
 func parseBench(out string) map[string]float64 {
 	res := map[string]float64{}
 	for _, m := range benchRE.FindAllStringSubmatch(out, -1) {
 		ns, _ := strconv.ParseFloat(m[2], 64)
 		if old, ok := res[m[1]]; !ok || ns < old {
 			res[m[1]] = ns
-		}
-	}
-	return res
-}
-
-// parseListBench reads ns/op by row count from `go test -bench` output;
-// with -count > 1 it keeps the best (lowest) run of each size, as the
-// throughput scenarios keep their best round: the least disturbed figure.
-func parseListBench(out string) map[int]float64 {
-	res := map[int]float64{}
-	for _, m := range listBenchRE.FindAllStringSubmatch(out, -1) {
-		rows, _ := strconv.Atoi(m[1])
-		ns, _ := strconv.ParseFloat(m[2], 64)
-		if old, ok := res[rows]; !ok || ns < old {
-			res[rows] = ns
 		}
 	}
 	return res
@@ -60,8 +45,8 @@ func runB4(ctx context.Context, b *bench) error {
 	if err != nil {
 		return fmt.Errorf("go test -bench: %w\n%s", err, out)
 	}
-	res := parseListBench(string(out))
-	small, large := res[1000], res[1000000]
+	res := parseBench(string(out))
+	small, large := res["BenchmarkListPosts/rows=1000"], res["BenchmarkListPosts/rows=1000000"]
 	if small == 0 || large == 0 {
 		return fmt.Errorf("no BenchmarkListPosts/rows=1000 and rows=1000000 results in:\n%s", out)
 	}

@@ -27,15 +27,15 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func TestParseListBench(t *testing.T) {
+func TestParseBenchListPosts(t *testing.T) {
 	out := `goos: linux
 BenchmarkListPosts/rows=1000-2         	    2000	     41234 ns/op	    9000 B/op	     200 allocs/op
 BenchmarkListPosts/rows=1000000-2      	    2000	     52001.5 ns/op	    9000 B/op	     200 allocs/op
 BenchmarkListPosts/rows=1000-2         	    2000	     45000 ns/op	    9000 B/op	     200 allocs/op
 BenchmarkListPosts/rows=1000000-2      	    2000	     99000 ns/op	    9000 B/op	     200 allocs/op
 PASS`
-	got := parseListBench(out)
-	if got[1000] != 41234 || got[1000000] != 52001.5 {
+	got := parseBench(out)
+	if got["BenchmarkListPosts/rows=1000"] != 41234 || got["BenchmarkListPosts/rows=1000000"] != 52001.5 {
 		t.Errorf("got %v, want the best of each size: 41234 and 52001.5", got)
 	}
 }

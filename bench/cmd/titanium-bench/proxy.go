@@ -66,7 +66,7 @@ func roundRobin(ctx context.Context, b *bench, targets []wrkTarget, rounds int, 
 			if err != nil {
 				return nil, err
 			}
-			cost := costBetween(groups, c0, sampleCPU(groups), w.Requests, map[string]time.Duration{"wrk": w.CPU})
+			cost := costBetween(groups, c0, sampleCPU(groups), w.Requests, cpuSpent{"wrk", w.CPU})
 			m := out[t.name]
 			m.roundsRPS = append(m.roundsRPS, w.RPS)
 			if w.RPS > m.best.RPS {

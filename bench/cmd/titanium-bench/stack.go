@@ -159,7 +159,7 @@ func runB1(ctx context.Context, b *bench) error {
 			c0 := sampleCPU(groups)
 			r = loadgen.Run(ctx, loadgen.Spec{Rate: rate, Duration: stepDur}, mix...)
 			sent, _, failed := r.Totals()
-			cost = costBetween(groups, c0, sampleCPU(groups), int(sent), nil)
+			cost = costBetween(groups, c0, sampleCPU(groups), int(sent))
 			if cpuTbl == nil {
 				cpuTbl = cpuTable("B1 CPU per request by step (µs, from /proc; other = machine busy time outside these processes)", []string{"rate/s", "try"}, cost)
 			}
