@@ -37,7 +37,9 @@ func loadConfig(env *envconfig.Reader, logger *slog.Logger) config {
 	urls := env.List("USER_SERVICE_URL", self.LocalDefault("USER_SERVICE_URL"),
 		"user-service's internal listener (INTERNAL_ADDR): comma-separated base URLs, or dns+http://name:port for every address a name resolves to")
 	users, err := userclient.New(urls, logger)
-	env.Check(err == nil, "USER_SERVICE_URL", errString(err))
+	if err != nil {
+		env.Check(false, "USER_SERVICE_URL", err.Error())
+	}
 	c := config{
 		users: users,
 		jwt:   jwtauth.LoadConfig(env, logger),
@@ -83,11 +85,4 @@ func run(ctx context.Context, srv *service.Server, cfg config) error {
 		return stats
 	})
 	return srv.Serve(ctx)
-}
-
-func errString(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
 }
