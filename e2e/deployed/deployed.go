@@ -30,18 +30,23 @@ const Password = "Deployed-check-pw-1234"
 
 // Stats is the part of the load balancer's /stats the checks read.
 type Stats struct {
-	Status         string `json:"status"`
-	ActiveServices int    `json:"active_services"`
-	TotalServices  int    `json:"total_services"`
-	HasRealTraffic bool   `json:"has_real_traffic"`
-	Database       struct {
+	Status            string  `json:"status"`
+	WindowSeconds     int     `json:"window_seconds"`
+	RequestsPerSecond float64 `json:"requests_per_second"`
+	SuccessRate       float64 `json:"success_rate"`
+	TotalRequests     uint64  `json:"total_requests"`
+	ActiveServices    int     `json:"active_services"`
+	TotalServices     int     `json:"total_services"`
+	HasRealTraffic    bool    `json:"has_real_traffic"`
+	Database          struct {
 		Status string `json:"status"`
 	} `json:"database"`
 	Cache struct {
 		Status string `json:"status"`
 	} `json:"cache"`
 	WS struct {
-		Clients int64 `json:"clients"`
+		Clients    int64  `json:"clients"`
+		Heartbeats uint64 `json:"heartbeats"`
 	} `json:"ws"`
 	Services []struct {
 		Name            string `json:"name"`
@@ -51,12 +56,24 @@ type Stats struct {
 		Instances       []struct {
 			Instance string `json:"instance"`
 			Status   string `json:"status"`
+			Error    string `json:"error"`
 		} `json:"instances"`
 	} `json:"services"`
 	LoadBalancers []struct {
 		Instance string `json:"instance"`
 		Status   string `json:"status"`
 	} `json:"load_balancers"`
+}
+
+// Service is one service's status and instance counts ("" when s does not
+// list it).
+func (s Stats) Service(name string) (status string, online, total int) {
+	for _, sv := range s.Services {
+		if sv.Name == name {
+			return sv.Status, sv.OnlineInstances, sv.TotalInstances
+		}
+	}
+	return "", 0, 0
 }
 
 // Healthy says whether s shows the whole system up: HEALTHY, every service

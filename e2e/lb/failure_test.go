@@ -37,7 +37,7 @@ func TestTwoGatewaysSpreadAndSurviveAKill(t *testing.T) {
 			t.Fatalf("request %d: got %d", i, r.Status)
 		}
 	}
-	if _, on, total := getStats(t, lb).service("api-gateway"); on != 2 || total != 2 {
+	if _, on, total := getStats(t, lb).Service("api-gateway"); on != 2 || total != 2 {
 		t.Fatalf("/stats api-gateway: got %d/%d instances online, want 2/2", on, total)
 	}
 	a, b := served(gws[0].URL), served(gws[1].URL)
@@ -85,7 +85,7 @@ func TestTwoGatewaysSpreadAndSurviveAKill(t *testing.T) {
 		t.Fatalf("%d of %d GETs failed after killing a gateway; first: %v", f, min(sent.Load(), total), firstErr.Load())
 	}
 	waitStats(t, lb, 3*time.Second, func(st stats) bool {
-		status, on, total := st.service("api-gateway")
+		status, on, total := st.Service("api-gateway")
 		return status == "ONLINE" && on == 1 && total == 2 && st.Status == "HEALTHY"
 	})
 }
@@ -157,12 +157,12 @@ func TestHungService(t *testing.T) {
 		if err := json.Unmarshal(b, &st); err != nil {
 			t.Fatal(err)
 		}
-		status, _, _ := st.service("blog-service")
+		status, _, _ := st.Service("blog-service")
 		if status != "OFFLINE" || st.Status != "DEGRADED" || st.ActiveServices != 4 {
 			t.Fatalf("hung blog-service: got blog=%s status=%s active=%d, want OFFLINE DEGRADED 4", status, st.Status, st.ActiveServices)
 		}
 		for _, name := range []string{"api-gateway", "auth-service", "user-service", "dashboard-ui"} {
-			if status, _, _ := st.service(name); status != "ONLINE" {
+			if status, _, _ := st.Service(name); status != "ONLINE" {
 				t.Errorf("%s: got %s, want ONLINE", name, status)
 			}
 		}

@@ -9,41 +9,12 @@ import (
 	"time"
 
 	"titanium/devstack/stacktest"
+	"titanium/e2e/deployed"
 	"titanium/e2e/httpc"
 )
 
 // stats is the part of the LB's /stats the tests read.
-type stats struct {
-	Status            string  `json:"status"`
-	WindowSeconds     int     `json:"window_seconds"`
-	RequestsPerSecond float64 `json:"requests_per_second"`
-	SuccessRate       float64 `json:"success_rate"`
-	TotalRequests     uint64  `json:"total_requests"`
-	HasRealTraffic    bool    `json:"has_real_traffic"`
-	ActiveServices    int     `json:"active_services"`
-	TotalServices     int     `json:"total_services"`
-	WS                struct {
-		Clients    int64  `json:"clients"`
-		Heartbeats uint64 `json:"heartbeats"`
-	} `json:"ws"`
-	Services []struct {
-		Name            string `json:"name"`
-		Status          string `json:"status"`
-		OnlineInstances int    `json:"online_instances"`
-		TotalInstances  int    `json:"total_instances"`
-		Instances       []struct {
-			Instance string `json:"instance"`
-			Status   string `json:"status"`
-			Error    string `json:"error"`
-		} `json:"instances"`
-	} `json:"services"`
-	Database      struct{ Status string } `json:"database"`
-	Cache         struct{ Status string } `json:"cache"`
-	LoadBalancers []struct {
-		Instance string `json:"instance"`
-		Status   string `json:"status"`
-	} `json:"load_balancers"`
-}
+type stats = deployed.Stats
 
 func getStats(t *testing.T, base string) stats {
 	t.Helper()
@@ -57,15 +28,6 @@ func getStats(t *testing.T, base string) stats {
 	var s stats
 	r.JSON(t, &s)
 	return s
-}
-
-func (s stats) service(name string) (status string, online, total int) {
-	for _, sv := range s.Services {
-		if sv.Name == name {
-			return sv.Status, sv.OnlineInstances, sv.TotalInstances
-		}
-	}
-	return "", 0, 0
 }
 
 // waitStats polls /stats until cond holds or the deadline passes.
