@@ -22,17 +22,74 @@ type cpuGroup struct {
 type cpuSample struct {
 	at          time.Time
 	byGroup     map[string]time.Duration
+	kernel      map[string]kernelCounts
 	busy, total time.Duration // the machine: every core's busy and total time
 }
 
+// kernelCounts are a process's costly trips into the kernel: read and write
+// system calls (any kind: read, recvfrom, write, writev...; /proc/PID/io
+// syscr and syscw, over all threads) and context switches of all its
+// threads, voluntary or not (/proc/PID/task/*/status). On a virtual machine
+// each one costs microseconds: per request, they are most of a hop's CPU.
+type kernelCounts struct {
+	reads, writes, switches int64
+}
+
+func (k *kernelCounts) add(o kernelCounts) {
+	k.reads += o.reads
+	k.writes += o.writes
+	k.switches += o.switches
+}
+
+// readKernelCounts reads pid's counts from /proc.
+func readKernelCounts(pid int) (kernelCounts, error) {
+	var k kernelCounts
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return k, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		name, v, _ := strings.Cut(line, ":")
+		n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		switch name {
+		case "syscr":
+			k.reads = n
+		case "syscw":
+			k.writes = n
+		}
+	}
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return k, err
+	}
+	for _, t := range tasks {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, t.Name()))
+		if err != nil {
+			continue // the thread ended
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if name, v, ok := strings.Cut(line, ":"); ok && strings.HasSuffix(name, "ctxt_switches") {
+				n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				k.switches += n
+			}
+		}
+	}
+	return k, nil
+}
+
 func sampleCPU(groups []cpuGroup) cpuSample {
-	s := cpuSample{at: time.Now(), byGroup: map[string]time.Duration{}}
+	s := cpuSample{at: time.Now(), byGroup: map[string]time.Duration{}, kernel: map[string]kernelCounts{}}
 	for _, g := range groups {
+		var k kernelCounts
 		for _, pid := range g.pids {
 			if t, err := cpuTime(pid); err == nil {
 				s.byGroup[g.name] += t
 			}
+			if c, err := readKernelCounts(pid); err == nil {
+				k.add(c)
+			}
 		}
+		s.kernel[g.name] = k
 	}
 	s.busy, s.total, _ = machineCPU()
 	return s
@@ -47,6 +104,9 @@ type cpuCost struct {
 	sum     time.Duration // over the groups
 	busyPct float64       // machine busy, % of all cores
 	other   time.Duration // machine busy time per request outside the groups
+	// kernel is each group's reads, writes and context switches per
+	// request (groups sampled from /proc only).
+	kernel map[string][3]float64
 }
 
 // cpuSpent is CPU measured apart from the samples (wrk's own rusage).
@@ -56,9 +116,14 @@ type cpuSpent struct {
 }
 
 func costBetween(groups []cpuGroup, a, b cpuSample, requests int, extra ...cpuSpent) cpuCost {
-	c := cpuCost{perReq: map[string]time.Duration{}}
+	c := cpuCost{perReq: map[string]time.Duration{}, kernel: map[string][3]float64{}}
 	if requests <= 0 {
 		return c
+	}
+	n := float64(requests)
+	for _, g := range groups {
+		ka, kb := a.kernel[g.name], b.kernel[g.name]
+		c.kernel[g.name] = [3]float64{float64(kb.reads-ka.reads) / n, float64(kb.writes-ka.writes) / n, float64(kb.switches-ka.switches) / n}
 	}
 	var charged time.Duration
 	add := func(name string, d time.Duration) {
@@ -107,6 +172,28 @@ func (c cpuCost) row(lead ...string) []string {
 		row = append(row, fmt.Sprintf("%.1f", us(c.perReq[g])))
 	}
 	return append(row, fmt.Sprintf("%.1f", us(c.sum)), fmt.Sprintf("%.1f", us(c.other)), fmt.Sprintf("%.0f", c.busyPct))
+}
+
+// kernelRow is a table row: each sampled group's reads/writes/switches
+// per request.
+func (c cpuCost) kernelRow(lead ...string) []string {
+	row := append([]string(nil), lead...)
+	for _, g := range c.groups {
+		if k, ok := c.kernel[g]; ok {
+			row = append(row, fmt.Sprintf("%.1f / %.1f / %.1f", k[0], k[1], k[2]))
+		}
+	}
+	return row
+}
+
+func kernelTable(title string, lead []string, c cpuCost) *report.Table {
+	cols := append([]string(nil), lead...)
+	for _, g := range c.groups {
+		if _, ok := c.kernel[g]; ok {
+			cols = append(cols, g+" r/w/cs")
+		}
+	}
+	return &report.Table{Title: title, Columns: cols}
 }
 
 func cpuTable(title string, lead []string, c cpuCost) *report.Table {

@@ -15,10 +15,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -35,7 +37,11 @@ type config struct {
 	outDir string
 	only   []string
 	quick  bool
-	log    io.Writer // progress lines
+	// rates replaces B1's ladder of steps (-rates).
+	rates []int
+	// env adds variables per service of the stack (-env).
+	env map[string]map[string]string
+	log io.Writer // progress lines
 }
 
 // scenario is one of B1..B5. Scenarios that need the whole stack share one.
@@ -116,6 +122,30 @@ func run(args []string, stdout io.Writer) error {
 	only := fs.String("only", "", "comma-separated scenarios to run, e.g. B1,B3 (default: all)")
 	quick := fs.Bool("quick", false, "short smoke run: few seconds per step, small rates")
 	out := fs.String("out", "", "directory for the JSON report (default <repo>/bench/out)")
+	var rates []int
+	fs.Func("rates", "B1's steps, comma-separated req/s (default 250,500,1000,...,5000)", func(v string) error {
+		for _, f := range strings.Split(v, ",") {
+			r, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || r <= 0 {
+				return fmt.Errorf("want positive rates, got %q", f)
+			}
+			rates = append(rates, r)
+		}
+		return nil
+	})
+	env := map[string]map[string]string{}
+	fs.Func("env", "`service:KEY=VALUE` for the stack's processes, e.g. api-gateway:GOGC=400 (repeatable)", func(v string) error {
+		svc, kv, ok1 := strings.Cut(v, ":")
+		k, val, ok2 := strings.Cut(kv, "=")
+		if !ok1 || !ok2 || svc == "" || k == "" {
+			return fmt.Errorf("want service:KEY=VALUE, got %q", v)
+		}
+		if env[svc] == nil {
+			env[svc] = map[string]string{}
+		}
+		env[svc][k] = val
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -123,7 +153,7 @@ func run(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg := config{root: root, quick: *quick, log: stdout}
+	cfg := config{root: root, quick: *quick, rates: rates, env: env, log: stdout}
 	if cfg.bin, err = filepath.Abs(*bin); err != nil {
 		return err
 	}
@@ -201,24 +231,44 @@ func runScenarios(ctx context.Context, cfg config, selected []scenario, stdout i
 	return nil
 }
 
-// startStack starts the whole stack from the prebuilt binaries, logs in a
-// file under the run's temp dir.
+// startStack starts the whole stack from the prebuilt binaries for the
+// scenarios that share it.
 func (b *bench) startStack(ctx context.Context) error {
-	if _, err := os.Stat(filepath.Join(b.bin, "load-balancer")); err != nil {
-		return fmt.Errorf("no service binaries in %s (run make build): %w", b.bin, err)
-	}
-	logf, err := os.Create(filepath.Join(b.tmp, "stack.log"))
+	s, err := b.newStack(ctx, "stack", nil)
 	if err != nil {
 		return err
+	}
+	b.stack = s
+	return nil
+}
+
+// newStack starts a whole stack from the prebuilt binaries, with -env and
+// then env (service → variables) on top, its data and log (name.log) under
+// the run's temp dir.
+func (b *bench) newStack(ctx context.Context, name string, env map[string]map[string]string) (*devstack.Stack, error) {
+	if _, err := os.Stat(filepath.Join(b.bin, "load-balancer")); err != nil {
+		return nil, fmt.Errorf("no service binaries in %s (run make build): %w", b.bin, err)
+	}
+	logf, err := os.Create(filepath.Join(b.tmp, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	all := map[string]map[string]string{}
+	for _, m := range []map[string]map[string]string{b.env, env} {
+		for svc, vars := range m {
+			if all[svc] == nil {
+				all[svc] = map[string]string{}
+			}
+			maps.Copy(all[svc], vars)
+		}
 	}
 	sctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 	s, err := devstack.Start(sctx, devstack.Options{
-		Root: b.root, BinDir: b.bin, DataDir: filepath.Join(b.tmp, "data"), Redis: true, Log: logf,
+		Root: b.root, BinDir: b.bin, DataDir: filepath.Join(b.tmp, name+"-data"), Redis: true, Log: logf, Env: all,
 	})
 	if err != nil {
-		return fmt.Errorf("start stack: %w (log: %s)", err, devstack.TailFile(logf.Name(), 20))
+		return nil, fmt.Errorf("start stack: %w (log: %s)", err, devstack.TailFile(logf.Name(), 20))
 	}
-	b.stack = s
-	return nil
+	return s, nil
 }

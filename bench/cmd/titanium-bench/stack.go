@@ -21,6 +21,7 @@ import (
 
 	"titanium/bench/loadgen"
 	"titanium/bench/report"
+	"titanium/devstack"
 )
 
 // client is for set-up calls and /stats probes; every call has a timeout.
@@ -92,14 +93,21 @@ func loginUser(ctx context.Context, lb string) (string, error) {
 	return "Bearer " + tok.AccessToken, nil
 }
 
-// runB1: the seed's mixed load at rising rates through the whole stack.
-func runB1(ctx context.Context, b *bench) error {
-	lb := b.stack.LB()
+// b1Load is B1's load on one stack: the mix of requests, and the processes
+// whose CPU it charges.
+type b1Load struct {
+	mix    []loadgen.Op
+	groups []cpuGroup
+}
+
+// prepareB1 logs in, seeds 200 posts (enough that details are not one
+// cached row) and builds the mix for stack s.
+func prepareB1(ctx context.Context, s *devstack.Stack) (*b1Load, error) {
+	lb := s.LB()
 	auth, err := loginUser(ctx, lb)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	// Posts to read: 200, enough that details are not one cached row.
 	var ids []int64
 	for i := 0; i < 200; i++ {
 		var p struct {
@@ -107,42 +115,80 @@ func runB1(ctx context.Context, b *bench) error {
 		}
 		code, err := call(ctx, http.MethodPost, lb+"/api/posts", auth, map[string]string{"title": fmt.Sprintf("bench seed %d", i), "content": strings.Repeat("Seed post content. ", 10)}, &p)
 		if err != nil || code != http.StatusCreated {
-			return fmt.Errorf("seed post: %d %v", code, err)
+			return nil, fmt.Errorf("seed post: %d %v", code, err)
 		}
 		ids = append(ids, p.ID)
 	}
 	body := []byte(`{"title":"bench post","content":"Created by the mixed-load benchmark."}`)
-	mix := []loadgen.Op{
+	l := &b1Load{mix: []loadgen.Op{
 		{Name: "list", Weight: 16, Target: loadgen.Request(http.MethodGet, lb+"/api/posts?limit=20", nil)},
 		{Name: "detail", Weight: 3, Target: func(t *loadgen.Target) {
 			t.Method, t.URL = http.MethodGet, fmt.Sprintf("%s/api/posts/%d", lb, ids[rand.IntN(len(ids))])
 		}},
 		{Name: "create", Weight: 1, Target: loadgen.Request(http.MethodPost, lb+"/api/posts", body,
 			"Authorization", auth, "Content-Type", "application/json")},
+	}}
+	// CPU per request of every process on the path, and of the generator
+	// (vegeta runs in this process).
+	for _, name := range []string{"load-balancer", "api-gateway", "blog-service"} {
+		var pids []int
+		for _, p := range s.Instances(name) {
+			pids = append(pids, p.Pid())
+		}
+		l.groups = append(l.groups, cpuGroup{name, pids})
 	}
-	rates := []int{250, 500, 1000, 1500, 2000, 2500, 3000, 3500, 4000}
+	l.groups = append(l.groups, cpuGroup{"generator", []int{os.Getpid()}})
+	return l, nil
+}
+
+// step sends the mix at rate for d and measures what it cost.
+func (l *b1Load) step(ctx context.Context, rate int, d time.Duration) (*loadgen.Result, cpuCost) {
+	c0 := sampleCPU(l.groups)
+	r := loadgen.Run(ctx, loadgen.Spec{Rate: rate, Duration: d}, l.mix...)
+	sent, _, _ := r.Totals()
+	return r, costBetween(l.groups, c0, sampleCPU(l.groups), int(sent))
+}
+
+// b1P99Limit is B1's latency bound for a held rate.
+const b1P99Limit = 50 * time.Millisecond
+
+// b1Held: no error, p99 under the limit, and the generator really sent at
+// the rate (a lagging generator would flatter the server).
+func b1Held(r *loadgen.Result, rate int) bool {
+	_, _, failed := r.Totals()
+	return failed == 0 && r.Percentile(99) < b1P99Limit && r.Achieved >= 0.97*float64(rate)
+}
+
+// b1GeneratorProcs is the generator's GOMAXPROCS during B1. It shares the
+// two cores with the stack, and on one P it spends about a fifth less CPU
+// per request than on two (fewer hand-offs between threads): CPU the
+// stack then has. The runtime table measures it again every run
+// ("generator GOMAXPROCS=2").
+const b1GeneratorProcs = 1
+
+// runB1: the seed's mixed load at rising rates through the whole stack,
+// then the runtime settings compared at one rate below the highest held.
+func runB1(ctx context.Context, b *bench) error {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(b1GeneratorProcs))
+	load, err := prepareB1(ctx, b.stack)
+	if err != nil {
+		return err
+	}
+	rates := []int{250, 500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 4500, 5000}
 	stepDur := 10 * time.Second
 	if b.quick {
 		rates, stepDur = []int{50, 100}, 2*time.Second
-	} else {
-		// Warm-up: connection pools and SQLite's page cache.
-		loadgen.Run(ctx, loadgen.Spec{Rate: 200, Duration: 3 * time.Second}, mix...)
 	}
-	const p99Limit = 50 * time.Millisecond
+	if len(b.rates) > 0 {
+		rates = b.rates
+	}
+	if !b.quick {
+		// Warm-up: connection pools and SQLite's page cache.
+		loadgen.Run(ctx, loadgen.Spec{Rate: 200, Duration: 3 * time.Second}, load.mix...)
+	}
 	tbl := &report.Table{Title: "B1 steps (open model, list:detail:create = 16:3:1, via LB → gateway → blog-service)",
 		Columns: []string{"rate/s", "try", "achieved/s", "sent", "errors", "p50 ms", "p95 ms", "p99 ms", "max ms", "list p99", "detail p99", "create p99", "held"}}
-	// CPU per request of every process on the path, and of the generator
-	// (vegeta runs in this process).
-	var groups []cpuGroup
-	for _, name := range []string{"load-balancer", "api-gateway", "blog-service"} {
-		var pids []int
-		for _, p := range b.stack.Instances(name) {
-			pids = append(pids, p.Pid())
-		}
-		groups = append(groups, cpuGroup{name, pids})
-	}
-	groups = append(groups, cpuGroup{"generator", []int{os.Getpid()}})
-	var cpuTbl *report.Table
+	var cpuTbl, kernTbl *report.Table
 	best, failedRate := 0, 0
 	var bestRes, failedRes *loadgen.Result
 	var bestCost cpuCost
@@ -156,18 +202,17 @@ func runB1(ctx context.Context, b *bench) error {
 		var r *loadgen.Result
 		var cost cpuCost
 		for attempt := 1; attempt <= 2 && !held && ctx.Err() == nil; attempt++ {
-			c0 := sampleCPU(groups)
-			r = loadgen.Run(ctx, loadgen.Spec{Rate: rate, Duration: stepDur}, mix...)
-			sent, _, failed := r.Totals()
-			cost = costBetween(groups, c0, sampleCPU(groups), int(sent))
+			r, cost = load.step(ctx, rate, stepDur)
 			if cpuTbl == nil {
-				cpuTbl = cpuTable("B1 CPU per request by step (µs, from /proc; other = machine busy time outside these processes)", []string{"rate/s", "try"}, cost)
+				lead := []string{"rate/s", "try"}
+				cpuTbl = cpuTable("B1 CPU per request by step (µs, from /proc; other = machine busy time outside these processes)", lead, cost)
+				kernTbl = kernelTable("B1 kernel entries per request by step: read syscalls / write syscalls / context switches (from /proc)", lead, cost)
 			}
 			cpuTbl.Rows = append(cpuTbl.Rows, cost.row(fmt.Sprint(rate), fmt.Sprint(attempt)))
-			// Held: no error, p99 under the limit, and the generator really
-			// sent at the rate (a lagging generator would flatter the server).
-			held = failed == 0 && r.Percentile(99) < p99Limit && r.Achieved >= 0.97*float64(rate)
+			kernTbl.Rows = append(kernTbl.Rows, cost.kernelRow(fmt.Sprint(rate), fmt.Sprint(attempt)))
+			held = b1Held(r, rate)
 			tbl.Rows = append(tbl.Rows, b1Row(rate, attempt, r, held))
+			_, _, failed := r.Totals()
 			b.logf("%5d/s (try %d): achieved %.0f, errors %d, p50 %.1f ms, p99 %.1f ms, held %v %s; CPU %s", rate, attempt, r.Achieved, failed, report.Ms(r.Percentile(50)), report.Ms(r.Percentile(99)), held, r.Status(), cost)
 			// Let the write queue and the WAL settle between steps.
 			time.Sleep(time.Second)
@@ -181,6 +226,7 @@ func runB1(ctx context.Context, b *bench) error {
 	b.rep.Detail("B1", tbl)
 	if cpuTbl != nil {
 		b.rep.Detail("B1 CPU", cpuTbl)
+		b.rep.Detail("B1 kernel", kernTbl)
 	}
 	target := 2000.0
 	if b.quick {
@@ -196,14 +242,124 @@ func runB1(ctx context.Context, b *bench) error {
 		_, _, failed := failedRes.Totals()
 		b.rep.Add("B1", "first rate not held", float64(failedRate), "req/s", fmt.Sprintf("achieved %.0f/s, errors %d, p99 %.1f ms", failedRes.Achieved, failed, report.Ms(failedRes.Percentile(99))))
 	}
-	if best > 0 {
-		cores := runtime.NumCPU()
-		lim := bestCost.limit(cores)
-		b.rep.Add("B1", "CPU per request at the highest held rate", us(bestCost.sum), "µs", bestCost.String())
-		b.rep.Add("B1", fmt.Sprintf("machine limit (%d cores ÷ CPU per request)", cores), lim, "req/s",
-			fmt.Sprintf("the highest held rate is %.0f%% of it", 100*float64(best)/lim))
+	if best == 0 {
+		return nil
+	}
+	cores := runtime.NumCPU()
+	lim := bestCost.limit(cores)
+	b.rep.Add("B1", "CPU per request at the highest held rate", us(bestCost.sum), "µs", bestCost.String())
+	b.rep.Add("B1", fmt.Sprintf("machine limit (%d cores ÷ CPU per request)", cores), lim, "req/s",
+		fmt.Sprintf("the highest held rate is %.0f%% of it", 100*float64(best)/lim))
+	// The runtime settings, each on a fresh stack, at a rate every one of
+	// them should hold: a step that falls over costs more per request
+	// whatever the setting.
+	rate := max(250, best*4/5/250*250)
+	if b.quick {
+		rate = best
+	}
+	return runB1Runtime(ctx, b, rate, stepDur)
+}
+
+// runtimeVariant is one set of Go runtime settings for B1's processes.
+type runtimeVariant struct {
+	name string
+	env  map[string]map[string]string // service → variables
+	// genProcs is the generator's GOMAXPROCS.
+	genProcs int
+}
+
+// servicesEnv sets the same variables (key, value pairs) on the three
+// services B1's requests pass through.
+func servicesEnv(kv ...string) map[string]map[string]string {
+	env := map[string]map[string]string{}
+	for _, svc := range []string{"load-balancer", "api-gateway", "blog-service"} {
+		env[svc] = map[string]string{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			env[svc][kv[i]] = kv[i+1]
+		}
+	}
+	return env
+}
+
+var b1Variants = []runtimeVariant{
+	{name: "defaults", genProcs: b1GeneratorProcs},
+	{name: "generator GOMAXPROCS=2", genProcs: 2},
+	{name: "GOGC=400 (LB, gateway, blog)", env: servicesEnv("GOGC", "400"), genProcs: b1GeneratorProcs},
+	{name: "GOGC=off GOMEMLIMIT=64MiB (LB, gateway, blog)", env: servicesEnv("GOGC", "off", "GOMEMLIMIT", "64MiB"), genProcs: b1GeneratorProcs},
+	{name: "GOMAXPROCS=1 (gateway)", env: map[string]map[string]string{"api-gateway": {"GOMAXPROCS": "1"}}, genProcs: b1GeneratorProcs},
+	{name: "GOMAXPROCS=1 (LB, gateway, blog)", env: servicesEnv("GOMAXPROCS", "1"), genProcs: b1GeneratorProcs},
+}
+
+// runB1Runtime measures B1's mix at one rate under each runtime variant,
+// each on a fresh stack: CPU per request by process, kernel entries, p99.
+func runB1Runtime(ctx context.Context, b *bench, rate int, stepDur time.Duration) error {
+	variants := b1Variants
+	if b.quick {
+		variants = variants[:2]
+	}
+	var cpuTbl, kernTbl *report.Table
+	var base float64
+	for i, v := range variants {
+		if ctx.Err() != nil {
+			break
+		}
+		r, cost, err := b1Variant(ctx, b, fmt.Sprintf("runtime%d", i), v, rate, stepDur)
+		if err != nil {
+			return fmt.Errorf("runtime %q: %w", v.name, err)
+		}
+		held := b1Held(r, rate)
+		p99 := fmt.Sprintf("%.1f", report.Ms(r.Percentile(99)))
+		if cpuTbl == nil {
+			lead := []string{"settings", "p99 ms", "held"}
+			cpuTbl = cpuTable(fmt.Sprintf("B1 runtime settings at %d req/s, each on a fresh stack: CPU per request (µs)", rate), lead, cost)
+			kernTbl = kernelTable(fmt.Sprintf("B1 runtime settings at %d req/s: read syscalls / write syscalls / context switches per request", rate), lead[:1], cost)
+		}
+		cpuTbl.Rows = append(cpuTbl.Rows, cost.row(v.name, p99, fmt.Sprint(held)))
+		kernTbl.Rows = append(kernTbl.Rows, cost.kernelRow(v.name))
+		b.logf("runtime %-45s at %d/s: p99 %s ms, held %v; CPU %s", v.name, rate, p99, held, cost)
+		if i == 0 {
+			base = us(cost.sum)
+		}
+		note := fmt.Sprintf("p99 %s ms, held %v; %s", p99, held, cost)
+		if i > 0 && base > 0 {
+			note = fmt.Sprintf("%+.0f%% against the defaults; ", 100*(us(cost.sum)/base-1)) + note
+		}
+		b.rep.Add("B1", "CPU per request, "+v.name, us(cost.sum), "µs", note)
+	}
+	if cpuTbl != nil {
+		b.rep.Detail("B1 runtime", cpuTbl)
+		b.rep.Detail("B1 runtime kernel", kernTbl)
 	}
 	return nil
+}
+
+// b1Variant runs one runtime variant: a fresh stack with its settings, a
+// warm-up rising to half the rate, then one step at the rate (a second
+// one when the first does not hold, as in the ladder).
+func b1Variant(ctx context.Context, b *bench, name string, v runtimeVariant, rate int, d time.Duration) (*loadgen.Result, cpuCost, error) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(v.genProcs))
+	s, err := b.newStack(ctx, name, v.env)
+	if err != nil {
+		return nil, cpuCost{}, err
+	}
+	defer s.Stop(10 * time.Second)
+	load, err := prepareB1(ctx, s)
+	if err != nil {
+		return nil, cpuCost{}, err
+	}
+	warm := b.step(3*time.Second, time.Second)
+	loadgen.Run(ctx, loadgen.Spec{Rate: 200, Duration: warm}, load.mix...)
+	loadgen.Run(ctx, loadgen.Spec{Rate: rate / 2, Duration: warm}, load.mix...)
+	var r *loadgen.Result
+	var cost cpuCost
+	for attempt := 1; attempt <= 2 && ctx.Err() == nil; attempt++ {
+		r, cost = load.step(ctx, rate, d)
+		if b1Held(r, rate) {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	return r, cost, nil
 }
 
 // b1Row is one line of B1's step table.
