@@ -34,6 +34,9 @@ type Config struct {
 	PprofAddr string
 	// MaxHeaderBytes caps request headers; larger ones get 431.
 	MaxHeaderBytes int
+	// RawSocketIO (RAW_SOCKET_IO) makes the process's TCP connections read
+	// and write with raw system calls (platform/sockio).
+	RawSocketIO bool
 }
 
 // LoadConfig reads the platform's variables with defaultAddr as LISTEN_ADDR's default.
@@ -48,6 +51,7 @@ func LoadConfig(env *envconfig.Reader, defaultAddr string) Config {
 		WriteTimeout:      10 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    64 << 10,
+		RawSocketIO:       env.Bool("RAW_SOCKET_IO", true, "on Linux, read and write TCP sockets with raw system calls, without the Go runtime's hand-off per call (cheaper under load); false: the runtime's own calls"),
 	}
 	host, _ := os.Hostname()
 	c.Instance = env.String("INSTANCE_ID", "", "this process's name in /stats; empty: the host name")

@@ -29,6 +29,7 @@ import (
 
 	"titanium/platform/apierr"
 	"titanium/platform/envconfig"
+	"titanium/platform/sockio"
 	"titanium/platform/topology"
 	"titanium/platform/window"
 )
@@ -203,7 +204,7 @@ func (s *Server) Open() error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", s.Config.Addr, err)
 	}
-	s.ln = ln
+	s.ln = sockio.Listener(ln)
 	s.srv = s.httpServer(s.Handler())
 	if s.internalMux != nil {
 		iln, err := net.Listen("tcp", s.internalAddr)
@@ -211,7 +212,7 @@ func (s *Server) Open() error {
 			ln.Close()
 			return fmt.Errorf("listen %s (internal): %w", s.internalAddr, err)
 		}
-		s.internalLn = iln
+		s.internalLn = sockio.Listener(iln)
 		s.internalSrv = s.httpServer(s.InternalHandler())
 	}
 	s.mu.Lock()
@@ -480,5 +481,8 @@ func newChecked(name string, env *envconfig.Reader, cfg Config, logger *slog.Log
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
 	logger.Info("starting", "config", env)
+	// Process-wide: the upstream transports the service builds next dial
+	// through it too.
+	sockio.SetEnabled(cfg.RawSocketIO)
 	return New(name, cfg, logger), nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"titanium/platform/apierr"
 	"titanium/platform/clientip"
+	"titanium/platform/sockio"
 )
 
 // ProxyOptions configure NewProxy. Zero values take the seed's defaults.
@@ -118,7 +119,7 @@ func (o *ProxyOptions) defaults(pool *Pool) {
 
 func newPoolTransport(pool *Pool, o ProxyOptions) *poolTransport {
 	base := &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           sockio.DialContext((&net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}).DialContext),
 		MaxIdleConnsPerHost:   o.MaxIdleConnsPerHost,
 		IdleConnTimeout:       o.IdleConnTimeout,
 		ResponseHeaderTimeout: o.ResponseHeaderTimeout,

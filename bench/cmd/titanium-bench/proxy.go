@@ -138,6 +138,13 @@ func runB2(ctx context.Context, b *bench) error {
 		return err
 	}
 	defer one.Stop(5 * time.Second)
+	// The same front with the Go runtime's own socket calls (platform/sockio
+	// off): what the raw reads and writes save.
+	rt, err := startLB(ctx, b.bin, be.URL, true, true, "RAW_SOCKET_IO", "false")
+	if err != nil {
+		return err
+	}
+	defer rt.Stop(5 * time.Second)
 	port, err := devstack.FreePort()
 	if err != nil {
 		return err
@@ -160,12 +167,14 @@ func runB2(ctx context.Context, b *bench) error {
 	stockName := "stock ReverseProxy"
 	slowName := "LB net/http"
 	oneName := "LB GOMAXPROCS=1"
+	rtName := "LB RAW_SOCKET_IO=false"
 	backend := []cpuGroup{{"backend", []int{be.Pid()}}}
 	m, err := roundRobin(ctx, b, []wrkTarget{
 		{"load-balancer", lb.URL + "/api/bench", []int{lb.Pid()}, backend},
 		{"nginx", ng.URL + "/api/bench", append([]int{ng.Pid()}, childPids(ng.Pid())...), backend},
 		{slowName, slow.URL + "/api/bench", []int{slow.Pid()}, backend},
 		{oneName, one.URL + "/api/bench", []int{one.Pid()}, backend},
+		{rtName, rt.URL + "/api/bench", []int{rt.Pid()}, backend},
 		{stockName, stock.URL + "/api/bench", []int{stock.Pid()}, backend},
 		{direct, be.URL + "/api/bench", nil, backend},
 	}, rounds, d)
@@ -175,7 +184,7 @@ func runB2(ctx context.Context, b *bench) error {
 	// Where the CPU went in each one's best round: with the machine fully
 	// busy, throughput is the cores divided by the sum of CPU per request.
 	cpuTbl := cpuTable("B2 CPU per request in each best round (µs; proxy, backend, wrk; other = busy time outside them)", []string{"target", "req/s"}, m["load-balancer"].cost)
-	for _, n := range []string{"load-balancer", oneName, "nginx", slowName, stockName} {
+	for _, n := range []string{"load-balancer", rtName, oneName, "nginx", slowName, stockName} {
 		cpuTbl.Rows = append(cpuTbl.Rows, m[n].cost.row(n, fmt.Sprintf("%.0f", m[n].best.RPS)))
 	}
 	b.rep.Detail("B2 CPU", cpuTbl)
@@ -191,6 +200,9 @@ func runB2(ctx context.Context, b *bench) error {
 	o := m[oneName]
 	b.rep.Add("B2", "LB with GOMAXPROCS=1", o.best.RPS, "req/s", fmt.Sprintf("rounds %s; LB CPU %.1f µs/req vs %.1f with Go's default (%.2f× nginx, median of pairs %.2f×)",
 		fmtRPS(o.roundsRPS), us(o.cpuPerReq), us(l.cpuPerReq), o.best.RPS/n.best.RPS, pairedMedian(o.roundsRPS, n.roundsRPS)))
+	r := m[rtName]
+	b.rep.Add("B2", "LB with the runtime's socket calls (RAW_SOCKET_IO=false)", r.best.RPS, "req/s", fmt.Sprintf("rounds %s; LB CPU %.1f µs/req vs %.1f with raw socket calls (%.2f× nginx, median of pairs %.2f×)",
+		fmtRPS(r.roundsRPS), us(r.cpuPerReq), us(l.cpuPerReq), r.best.RPS/n.best.RPS, pairedMedian(r.roundsRPS, n.roundsRPS)))
 	st := m[stockName]
 	b.rep.Add("B2", "stock ReverseProxy max throughput", st.best.RPS, "req/s", fmt.Sprintf("httputil.NewSingleHostReverseProxy, 256 idle conns; rounds %s", fmtRPS(st.roundsRPS)))
 	b.rep.Add("B2", "backend direct (no proxy)", m[direct].best.RPS, "req/s", "ceiling for both")

@@ -159,17 +159,9 @@ func b1Held(r *loadgen.Result, rate int) bool {
 	return failed == 0 && r.Percentile(99) < b1P99Limit && r.Achieved >= 0.97*float64(rate)
 }
 
-// b1GeneratorProcs is the generator's GOMAXPROCS during B1. It shares the
-// two cores with the stack, and on one P it spends about a fifth less CPU
-// per request than on two (fewer hand-offs between threads): CPU the
-// stack then has. The runtime table measures it again every run
-// ("generator GOMAXPROCS=2").
-const b1GeneratorProcs = 1
-
 // runB1: the seed's mixed load at rising rates through the whole stack,
 // then the runtime settings compared at one rate below the highest held.
 func runB1(ctx context.Context, b *bench) error {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(b1GeneratorProcs))
 	load, err := prepareB1(ctx, b.stack)
 	if err != nil {
 		return err
@@ -264,7 +256,7 @@ func runB1(ctx context.Context, b *bench) error {
 type runtimeVariant struct {
 	name string
 	env  map[string]map[string]string // service → variables
-	// genProcs is the generator's GOMAXPROCS.
+	// genProcs is the generator's GOMAXPROCS (0: the runtime's default).
 	genProcs int
 }
 
@@ -282,12 +274,14 @@ func servicesEnv(kv ...string) map[string]map[string]string {
 }
 
 var b1Variants = []runtimeVariant{
-	{name: "defaults", genProcs: b1GeneratorProcs},
-	{name: "generator GOMAXPROCS=2", genProcs: 2},
-	{name: "GOGC=400 (LB, gateway, blog)", env: servicesEnv("GOGC", "400"), genProcs: b1GeneratorProcs},
-	{name: "GOGC=off GOMEMLIMIT=64MiB (LB, gateway, blog)", env: servicesEnv("GOGC", "off", "GOMEMLIMIT", "64MiB"), genProcs: b1GeneratorProcs},
-	{name: "GOMAXPROCS=1 (gateway)", env: map[string]map[string]string{"api-gateway": {"GOMAXPROCS": "1"}}, genProcs: b1GeneratorProcs},
-	{name: "GOMAXPROCS=1 (LB, gateway, blog)", env: servicesEnv("GOMAXPROCS", "1"), genProcs: b1GeneratorProcs},
+	{name: "defaults"},
+	{name: "RAW_SOCKET_IO=false (LB, gateway, blog)", env: servicesEnv("RAW_SOCKET_IO", "false")},
+	{name: "GOGC=400 (LB, gateway, blog)", env: servicesEnv("GOGC", "400")},
+	{name: "GOGC=off GOMEMLIMIT=64MiB (LB, gateway, blog)", env: servicesEnv("GOGC", "off", "GOMEMLIMIT", "64MiB")},
+	{name: "GOMAXPROCS=1 (gateway)", env: map[string]map[string]string{"api-gateway": {"GOMAXPROCS": "1"}}},
+	{name: "GOMAXPROCS=1 (LB, gateway, blog)", env: servicesEnv("GOMAXPROCS", "1")},
+	// The generator is not the system, but it shares the cores.
+	{name: "generator GOMAXPROCS=1", genProcs: 1},
 }
 
 // runB1Runtime measures B1's mix at one rate under each runtime variant,
@@ -337,7 +331,9 @@ func runB1Runtime(ctx context.Context, b *bench, rate int, stepDur time.Duration
 // warm-up rising to half the rate, then one step at the rate (a second
 // one when the first does not hold, as in the ladder).
 func b1Variant(ctx context.Context, b *bench, name string, v runtimeVariant, rate int, d time.Duration) (*loadgen.Result, cpuCost, error) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(v.genProcs))
+	if v.genProcs > 0 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(v.genProcs))
+	}
 	s, err := b.newStack(ctx, name, v.env)
 	if err != nil {
 		return nil, cpuCost{}, err

@@ -20,6 +20,7 @@ import (
 
 	"titanium/platform/apierr"
 	"titanium/platform/clientip"
+	"titanium/platform/sockio"
 	"titanium/platform/upstream"
 )
 
@@ -126,7 +127,7 @@ func (f *Forwarder) dial(addr string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return guard(c), nil
+	return guard(sockio.Wrap(c)), nil
 }
 
 // maxStaleRetries bounds the resends of a request that met closed idle

@@ -28,11 +28,13 @@ type guardedConn struct {
 }
 
 func guard(c net.Conn) net.Conn {
-	tc, ok := c.(*net.TCPConn)
+	sc, ok := c.(interface {
+		SyscallConn() (syscall.RawConn, error)
+	})
 	if !ok {
 		return c
 	}
-	raw, err := tc.SyscallConn()
+	raw, err := sc.SyscallConn()
 	if err != nil {
 		return c
 	}
