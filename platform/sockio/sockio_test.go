@@ -122,45 +122,38 @@ func TestReadDeadline(t *testing.T) {
 	}
 }
 
-// A deadline in the past wakes a blocked reader, as net/http does to stop
-// its background read.
-func TestPastDeadlineWakesBlockedRead(t *testing.T) {
-	c, _ := pair(t)
-	done := make(chan error, 1)
-	go func() {
-		_, err := c.Read(make([]byte, 16))
-		done <- err
-	}()
-	time.Sleep(20 * time.Millisecond)
-	if err := c.SetReadDeadline(time.Unix(1, 0)); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-done:
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			t.Fatalf("err %v", err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("the blocked read did not return")
-	}
-}
-
-func TestCloseWakesBlockedRead(t *testing.T) {
-	c, _ := pair(t)
-	done := make(chan error, 1)
-	go func() {
-		_, err := c.Read(make([]byte, 16))
-		done <- err
-	}()
-	time.Sleep(20 * time.Millisecond)
-	c.Close()
-	select {
-	case err := <-done:
-		if !errors.Is(err, net.ErrClosed) {
-			t.Fatalf("err %v; want net.ErrClosed", err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("the blocked read did not return")
+// A blocked reader wakes with the right error when the connection's
+// deadline moves into the past (as net/http stops its background read) or
+// the connection closes.
+func TestBlockedReadWakes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		wake func(net.Conn) error
+		want error
+	}{
+		{"past deadline", func(c net.Conn) error { return c.SetReadDeadline(time.Unix(1, 0)) }, os.ErrDeadlineExceeded},
+		{"close", func(c net.Conn) error { return c.Close() }, net.ErrClosed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _ := pair(t)
+			done := make(chan error, 1)
+			go func() {
+				_, err := c.Read(make([]byte, 16))
+				done <- err
+			}()
+			time.Sleep(20 * time.Millisecond)
+			if err := tc.wake(c); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-done:
+				if !errors.Is(err, tc.want) {
+					t.Fatalf("err %v; want %v", err, tc.want)
+				}
+			case <-time.After(2 * time.Second):
+				t.Fatal("the blocked read did not return")
+			}
+		})
 	}
 }
 
