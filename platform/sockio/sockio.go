@@ -14,8 +14,9 @@
 // poller as net.Conn does, so deadlines, Close and everything else behave as
 // on the connection it wraps.
 //
-// Enabled is the process-wide switch (SOCKET_IO, see platform/service); on
-// systems other than Linux Wrap returns the connection unchanged.
+// SetEnabled is the process-wide switch (RAW_SOCKET_IO, read by
+// platform/service); on systems other than Linux Wrap returns the
+// connection unchanged.
 package sockio
 
 import (
@@ -24,15 +25,14 @@ import (
 	"sync/atomic"
 )
 
-var enabled atomic.Bool
-
-func init() { enabled.Store(true) }
+// disabled is the switch, on by default.
+var disabled atomic.Bool
 
 // SetEnabled turns wrapping on or off for connections made from now on.
-func SetEnabled(on bool) { enabled.Store(on) }
+func SetEnabled(on bool) { disabled.Store(!on) }
 
 // Enabled reports whether Wrap wraps.
-func Enabled() bool { return enabled.Load() && supported }
+func Enabled() bool { return supported && !disabled.Load() }
 
 // Wrap returns c reading and writing with raw system calls when c is a
 // *net.TCPConn and wrapping is enabled, otherwise c itself.

@@ -89,6 +89,27 @@ func TestLargeTransferBothWays(t *testing.T) {
 	}
 }
 
+// A Read or a Write on a wrapped connection allocates nothing: they run on
+// every request of every hop.
+func TestReadWriteDoNotAllocate(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("nothing is wrapped here")
+	}
+	c, s := pair(t)
+	out, in := []byte("ping"), make([]byte, 4)
+	allocs := testing.AllocsPerRun(200, func() {
+		if _, err := c.Write(out); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(s, in); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%.1f allocations per write and read; want 0", allocs)
+	}
+}
+
 func TestEOFAfterCloseWrite(t *testing.T) {
 	c, s := pair(t)
 	if _, err := c.Write([]byte("bye")); err != nil {
