@@ -41,6 +41,13 @@ type front struct {
 // chain's limits are in platform/service.
 const frontReadBuffer = 16 << 10
 
+// frontWriteBuffer holds a whole answer of up to this size (header and
+// body), so that it leaves in one write. fasthttp would send a larger one
+// with writev, but only on a bare *net.TCPConn, and the front's connections
+// are platform/sockio's: with fasthttp's 4 KiB default, a 20-post list
+// page (about 4 KiB with its header) went out in two writes.
+const frontWriteBuffer = 8 << 10
+
 func newFront(svc *service.Server, ui, api *fastproxy.Forwarder, t *traffic, maxBody int, logger *slog.Logger) *front {
 	f := &front{svc: svc, ui: ui, api: api, traffic: t, maxBody: maxBody, logger: logger}
 	cfg := svc.Config
@@ -55,6 +62,7 @@ func newFront(svc *service.Server, ui, api *fastproxy.Forwarder, t *traffic, max
 		WriteTimeout:                 cfg.WriteTimeout,
 		IdleTimeout:                  cfg.IdleTimeout,
 		ReadBufferSize:               frontReadBuffer,
+		WriteBufferSize:              frontWriteBuffer,
 		MaxRequestBodySize:           maxBody,
 		NoDefaultServerHeader:        true,
 		NoDefaultContentType:         true,
