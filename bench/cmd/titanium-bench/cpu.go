@@ -43,36 +43,21 @@ func (k *kernelCounts) add(o kernelCounts) {
 
 // readKernelCounts reads pid's counts from /proc.
 func readKernelCounts(pid int) (kernelCounts, error) {
-	var k kernelCounts
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	io, err := procFields(fmt.Sprintf("/proc/%d/io", pid), "syscr", "syscw")
 	if err != nil {
-		return k, err
+		return kernelCounts{}, err
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		name, v, _ := strings.Cut(line, ":")
-		n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-		switch name {
-		case "syscr":
-			k.reads = n
-		case "syscw":
-			k.writes = n
-		}
-	}
+	k := kernelCounts{reads: io[0], writes: io[1]}
 	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	if err != nil {
 		return k, err
 	}
 	for _, t := range tasks {
-		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, t.Name()))
+		cs, err := procFields(fmt.Sprintf("/proc/%d/task/%s/status", pid, t.Name()), "voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")
 		if err != nil {
 			continue // the thread ended
 		}
-		for _, line := range strings.Split(string(data), "\n") {
-			if name, v, ok := strings.Cut(line, ":"); ok && strings.HasSuffix(name, "ctxt_switches") {
-				n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-				k.switches += n
-			}
-		}
+		k.switches += cs[0] + cs[1]
 	}
 	return k, nil
 }

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -144,5 +146,22 @@ PASS`
 	got := parseBench(out)
 	if got["BenchmarkEncodePage/encoder=hand"] != 9900 || got["BenchmarkHandlers/nocache/list"] != 70079 || len(got) != 2 {
 		t.Fatalf("parseBench = %v", got)
+	}
+}
+
+func TestProcFields(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "status")
+	if err := os.WriteFile(path, []byte("Name:\tx\nVmRSS:\t   1234 kB\nsyscr: 56\nvoluntary_ctxt_switches:\t7\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := procFields(path, "voluntary_ctxt_switches", "VmRSS", "syscr")
+	if err != nil || !slices.Equal(got, []int64{7, 1234, 56}) {
+		t.Fatalf("got %v, %v; want [7 1234 56]", got, err)
+	}
+	if _, err := procFields(path, "VmRSS", "VmHWM"); err == nil {
+		t.Fatal("a missing field read without error")
+	}
+	if got, err := procFields(fmt.Sprintf("/proc/%d/io", os.Getpid()), "syscr", "syscw"); err != nil || got[0] <= 0 {
+		t.Fatalf("own /proc io: %v, %v", got, err)
 	}
 }

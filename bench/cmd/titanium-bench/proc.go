@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -71,19 +72,41 @@ func startLB(ctx context.Context, bin, upstream string, trafficStats, fastPath b
 
 // procStatusKB reads a "VmRSS"-style field of /proc/<pid>/status in kB.
 func procStatusKB(pid int, field string) (int, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	v, err := procFields(fmt.Sprintf("/proc/%d/status", pid), field)
 	if err != nil {
 		return 0, err
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			f := strings.Fields(v)
-			if len(f) > 0 {
-				return strconv.Atoi(f[0])
-			}
-		}
+	return int(v[0]), nil
+}
+
+// procFields reads the numbers of "name: value [unit]" lines of a /proc
+// file (status, io), in the order of names; a missing name is an error.
+func procFields(path string, names ...string) ([]int64, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
 	}
-	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
+	out := make([]int64, len(names))
+	found := 0
+	for _, line := range strings.Split(string(data), "\n") {
+		name, v, ok := strings.Cut(line, ":")
+		i := slices.Index(names, name)
+		if !ok || i < 0 {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) == 0 {
+			continue
+		}
+		if out[i], err = strconv.ParseInt(f[0], 10, 64); err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", path, name, err)
+		}
+		found++
+	}
+	if found < len(names) {
+		return nil, fmt.Errorf("%s lacks one of %v", path, names)
+	}
+	return out, nil
 }
 
 // cpuTime is the user+system CPU time a process has used so far.
